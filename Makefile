@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: ISC
+# snimux: plain make, no configure step.  gcc or clang (make CC=clang).
+#   make              build ./snimux
+#   make check        every test (installs what the tests need)
+#   make demo         two TLS servers and a default behind one port
+#   make SANITIZE=address,undefined check    the same under sanitizers
+
+CC	?= cc
+CFLAGS	?= -O2 -g
+WARN	= -std=c11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
+	  -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes \
+	  -Wmissing-declarations -Wwrite-strings -Wformat=2 -Wundef \
+	  -Wdeclaration-after-statement
+DEFS	= -D_GNU_SOURCE
+ifneq ($(SANITIZE),)
+SANFLAGS = -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=all
+endif
+ALL_CFLAGS = $(WARN) $(DEFS) $(CFLAGS) $(SANFLAGS)
+LDLIBS	?=
+
+SRCS	= snimux.c conn.c parse_hello.c backend_table.c config.c loop.c \
+	  control.c log.c
+OBJS	= $(SRCS:.c=.o)
+HDRS	= snimux.h parse_hello.h compat.h
+
+UNIT	= tests/t_hello tests/t_table tests/t_config
+INTEG	= $(wildcard tests/integ/t_*.py)
+
+all: snimux
+
+snimux: $(OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
+
+%.o: %.c $(HDRS)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+loop.o: loop_epoll.c loop_kqueue.c
+
+tests/t_hello: tests/t_hello.c parse_hello.c parse_hello.h tests/harness.h
+	$(CC) $(ALL_CFLAGS) -o $@ tests/t_hello.c parse_hello.c
+
+tests/t_table: tests/t_table.c backend_table.c snimux.h tests/harness.h
+	$(CC) $(ALL_CFLAGS) -o $@ tests/t_table.c backend_table.c
+
+tests/t_config: tests/t_config.c config.c backend_table.c log.c snimux.h \
+		tests/harness.h
+	$(CC) $(ALL_CFLAGS) -o $@ tests/t_config.c config.c backend_table.c \
+	    log.c
+
+unit: $(UNIT)
+
+check: snimux $(UNIT)
+	sh tests/deps.sh
+	sh tests/run.sh $(UNIT) $(INTEG)
+
+demo: snimux
+	sh tests/demo.sh
+
+lint:
+	sh tests/lint.sh *.c *.h tests/*.c tests/*.h
+
+clean:
+	rm -f snimux $(OBJS) $(UNIT)
+	rm -rf tests/logs
+
+.PHONY: all unit check demo lint clean
