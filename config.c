@@ -111,6 +111,24 @@ config_parse_addr(const char *s, int allow_any, struct sockaddr_storage *ss,
 	return -1;
 }
 
+/* Write "IP:PORT" (IPv6 in brackets) for <sa> into <out>. */
+void
+addr_format(const struct sockaddr *sa, char *out, size_t size)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+	char host[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(out, size, "%s:%u", host, ntohs(sin->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(out, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else
+		snprintf(out, size, "-");
+}
+
 static int
 backend_push(struct route *r, const struct sockaddr *sa, socklen_t len)
 {

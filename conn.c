@@ -10,7 +10,6 @@
 #include <sys/queue.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,24 +104,6 @@ static void	conn_close(struct conn *, const char *);
 static void	conn_connect_next(struct conn *);
 static int	relay_flush(struct conn *, int);
 static void	relay_done(struct conn *, int);
-
-/* Write "IP:PORT" (IPv6 in brackets) for <sa> into <out>. */
-void
-addr_format(const struct sockaddr *sa, char *out, size_t size)
-{
-	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-	char host[INET6_ADDRSTRLEN];
-
-	if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(out, size, "%s:%u", host, ntohs(sin->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-		snprintf(out, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
-	} else
-		snprintf(out, size, "-");
-}
 
 /* Set the loop that every connection uses. */
 void

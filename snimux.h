@@ -128,6 +128,7 @@ void		 config_adopt_stats(struct config *, const struct config *);
 int		 config_parse_addr(const char *, int, struct sockaddr_storage *,
 		    socklen_t *, int *);
 void		 stats_unref(struct stats *);
+void		 addr_format(const struct sockaddr *, char *, size_t);
 
 /* log.c */
 void	log_init(int);
@@ -161,7 +162,7 @@ int		 conn_accept(int, struct config *);
 int		 conn_timers_run(uint64_t);
 uint64_t	 conn_active(void);
 void		 conn_drain_all(void);
-void		 addr_format(const struct sockaddr *, char *, size_t);
+
 
 /* control.c */
 int		 control_open(struct loop *, const char *);
