@@ -57,6 +57,15 @@ check: snimux $(UNIT)
 demo: snimux
 	sh tests/demo.sh
 
+PREFIX	?= /usr/local
+install: snimux
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 snimux $(DESTDIR)$(PREFIX)/sbin/snimux
+	install -m 644 snimux.8 $(DESTDIR)$(PREFIX)/share/man/man8/snimux.8
+	install -m 644 snimux.conf.5 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5/snimux.conf.5
+
 lint:
 	sh tests/lint.sh *.c *.h tests/*.c tests/*.h
 
@@ -64,4 +73,4 @@ clean:
 	rm -f snimux $(OBJS) $(UNIT)
 	rm -rf tests/logs
 
-.PHONY: all unit check demo lint clean
+.PHONY: all unit check demo install lint clean
