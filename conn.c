@@ -305,12 +305,15 @@ conn_hello_read(struct conn *c)
 	n = read(c->cfd, b->data + b->len, b->size - b->len);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n <= 0) {
-		if (n == -1) {
-			c->err = errno;
-			c->err_op = "read";
-		}
+	if (n == -1) {
+		c->err = errno;
+		c->err_op = "read";
 		conn_fail(c, FAIL_ABORTED);
+		return;
+	}
+	if (n == 0) {
+		/* The end of the input inside a hello makes it truncated. */
+		conn_fail(c, b->len > 0 ? FAIL_INVALID : FAIL_ABORTED);
 		return;
 	}
 	b->len += (size_t)n;

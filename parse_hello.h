@@ -24,16 +24,23 @@ enum hello_result {
 
 /*
  * State kept by the caller between calls on one growing buffer: zero it
- * before the first call with hello_init().  It lets a hello that trickles
- * in be checked in time linear in its size.
+ * before the first call with hello_init().  It holds offsets only, and
+ * lets a hello that trickles in be checked in time linear in its size.
  */
 struct hello_scan {
-	size_t	rec_off;	/* start of the next record header not yet seen */
-	size_t	hs_have;	/* handshake bytes in the records seen so far */
+	size_t	rec_off;	/* start of the first record not yet complete */
+	size_t	hs_have;	/* handshake bytes in the complete records */
 	size_t	hs_need;	/* handshake message size, 0 while unknown */
-	size_t	nrecords;	/* records seen so far */
+	size_t	nrecords;	/* complete records seen so far */
 };
 
+/*
+ * What hello_parse() found.  sni, alpn, hello_len, sslv2 and
+ * record_version are set for HELLO_SNI and HELLO_NO_SNI, why and off for
+ * HELLO_INVALID and HELLO_NOT_TLS; everything else is 0 or NULL.  sni and
+ * alpn point into the input, or into scratch when the hello spans
+ * several records.
+ */
 struct hello {
 	const uint8_t	*sni;		/* host name as sent, not terminated */
 	size_t		 sni_len;
@@ -41,7 +48,7 @@ struct hello {
 	size_t		 alpn_len;	/* 0 when no ALPN extension */
 	size_t		 hello_len;	/* input bytes the hello occupies */
 	int		 sslv2;		/* 1 for an SSL 2.0-compatible hello */
-	unsigned	 record_version; /* first record's version, 0x0301.. */
+	unsigned	 record_version; /* first record's, 0 for SSLv2 */
 	const char	*why;		/* failed check, for tests and debug */
 	size_t		 off;		/* input offset of that check */
 };
