@@ -17,10 +17,10 @@ SANFLAGS = -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=all
 endif
 ALL_CFLAGS = $(WARN) $(DEFS) $(CFLAGS) $(SANFLAGS)
-LDLIBS	?=
+LDLIBS	?= -lpthread
 
-SRCS	= snimux.c conn.c parse_hello.c backend_table.c config.c loop.c \
-	  control.c log.c
+SRCS	= snimux.c worker.c conn.c parse_hello.c backend_table.c config.c \
+	  loop.c control.c log.c
 OBJS	= $(SRCS:.c=.o)
 HDRS	= snimux.h parse_hello.h compat.h
 

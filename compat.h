@@ -20,6 +20,36 @@
 #define HAVE_SPLICE	0
 #endif
 
+#if !HAVE_SPLICE
+#include <errno.h>
+#include <unistd.h>
+
+/* Without splice(2) the relay copies; this makes it fall back at once. */
+#define SPLICE_F_MOVE		0
+#define SPLICE_F_NONBLOCK	0
+static inline ssize_t
+splice(int in, void *inoff, int out, void *outoff, size_t len, unsigned f)
+{
+	(void)in; (void)inoff; (void)out; (void)outoff; (void)len; (void)f;
+	errno = ENOSYS;
+	return -1;
+}
+#endif
+
+#include <fcntl.h>
+
+/* Ask for a larger pipe where the system can size them. */
+static inline void
+pipe_set_size(int fd, int size)
+{
+#ifdef F_SETPIPE_SZ
+	(void)fcntl(fd, F_SETPIPE_SZ, size);
+#else
+	(void)fd;
+	(void)size;
+#endif
+}
+
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL	0
 #endif

@@ -14,9 +14,11 @@
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "snimux.h"
 
@@ -415,6 +417,59 @@ do_policy(struct parse *p, const char *name, char **w, int n, int *dst)
 		config_error(p, "usage: %s default|refuse", name);
 }
 
+/* Read a whole number from <lo> to <hi>; -1 if it is not one. */
+static int
+number_parse(const char *s, unsigned long long lo, unsigned long long hi,
+    unsigned long long *v)
+{
+	char *ep;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	*v = strtoull(s, &ep, 10);
+	if (errno != 0 || *ep != '\0' || *v < lo || *v > hi)
+		return -1;
+	return 0;
+}
+
+static void
+do_workers(struct parse *p, char **w, int n)
+{
+	unsigned long long v;
+
+	if (n == 1 && strcmp(w[0], "auto") == 0)
+		p->cf->workers = 0;
+	else if (n == 1 && number_parse(w[0], 1, 64, &v) == 0)
+		p->cf->workers = (int)v;
+	else
+		config_error(p, "usage: workers auto|1..64");
+}
+
+static void
+do_relay(struct parse *p, char **w, int n)
+{
+	if (n == 1 && strcmp(w[0], "splice") == 0)
+		p->cf->relay = RELAY_SPLICE;
+	else if (n == 1 && strcmp(w[0], "copy") == 0)
+		p->cf->relay = RELAY_COPY;
+	else
+		config_error(p, "usage: relay splice|copy");
+}
+
+static void
+do_max_conns(struct parse *p, char **w, int n)
+{
+	unsigned long long v;
+
+	if (n == 1 && strcmp(w[0], "auto") == 0)
+		p->cf->max_conns = 0;
+	else if (n == 1 && number_parse(w[0], 1, 100000000, &v) == 0)
+		p->cf->max_conns = v;
+	else
+		config_error(p, "usage: max-connections auto|NUMBER");
+}
+
 static void
 do_stats(struct parse *p, char **w, int n)
 {
@@ -472,6 +527,12 @@ config_line(struct parse *p, char *s)
 		do_timeout(p, w + 1, n - 1);
 	else if (strcmp(w[0], "hello-max-size") == 0)
 		do_hello_max(p, w + 1, n - 1);
+	else if (strcmp(w[0], "workers") == 0)
+		do_workers(p, w + 1, n - 1);
+	else if (strcmp(w[0], "relay") == 0)
+		do_relay(p, w + 1, n - 1);
+	else if (strcmp(w[0], "max-connections") == 0)
+		do_max_conns(p, w + 1, n - 1);
 	else if (strcmp(w[0], "no-sni") == 0)
 		do_policy(p, w[0], w + 1, n - 1, &p->cf->nosni.refuse);
 	else if (strcmp(w[0], "unknown-sni") == 0)
@@ -505,11 +566,42 @@ config_index(struct parse *p)
 	}
 }
 
+/* Counter cells per row; fixed once the workers have started. */
+unsigned config_ncells;
+
+static struct stats *
+stats_new(size_t ncells)
+{
+	struct stats *st;
+	size_t size;
+
+	size = offsetof(struct stats, cell) + ncells * sizeof(st->cell[0]);
+	size = (size + 63) / 64 * 64;
+	if ((st = aligned_alloc(64, size)) == NULL)
+		return NULL;
+	memset(st, 0, size);
+	atomic_init(&st->refs, 1);
+	return st;
+}
+
+/* Number of workers that "workers auto" stands for: one per CPU. */
+unsigned
+config_workers(const struct config *cf)
+{
+	long n;
+
+	if (cf->workers > 0)
+		return (unsigned)cf->workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+}
+
 static int
 config_rows(struct config *cf)
 {
 	size_t i;
 
+	cf->ncells = config_ncells ? config_ncells : config_workers(cf);
 	cf->nosni.pattern = strdup("(no-sni)");
 	cf->unknown.pattern = strdup("(unknown)");
 	if (cf->nosni.pattern == NULL || cf->unknown.pattern == NULL)
@@ -523,17 +615,12 @@ config_rows(struct config *cf)
 		    cf->nosni.nbackends * sizeof(struct backend));
 		cf->unknown.nbackends = cf->nosni.nbackends;
 	}
-	cf->nosni.stats = calloc(1, sizeof(struct stats));
-	cf->unknown.stats = calloc(1, sizeof(struct stats));
-	if (cf->nosni.stats == NULL || cf->unknown.stats == NULL)
+	if ((cf->nosni.stats = stats_new(cf->ncells)) == NULL ||
+	    (cf->unknown.stats = stats_new(cf->ncells)) == NULL)
 		return -1;
-	cf->nosni.stats->refs = cf->unknown.stats->refs = 1;
-	for (i = 0; i < cf->nroutes; i++) {
-		if ((cf->routes[i].stats = calloc(1, sizeof(struct stats))) ==
-		    NULL)
+	for (i = 0; i < cf->nroutes; i++)
+		if ((cf->routes[i].stats = stats_new(cf->ncells)) == NULL)
 			return -1;
-		cf->routes[i].stats->refs = 1;
-	}
 	return 0;
 }
 
@@ -544,7 +631,7 @@ config_new(const char *path)
 
 	if ((cf = calloc(1, sizeof(*cf))) == NULL)
 		return NULL;
-	cf->refs = 1;
+	atomic_init(&cf->refs, 1);
 	cf->hello_ms = DEFAULT_HELLO_MS;
 	cf->connect_ms = DEFAULT_CONNECT_MS;
 	cf->idle_ms = DEFAULT_IDLE_MS;
@@ -614,7 +701,7 @@ config_load(const char *path, int *nerrors)
 void
 config_ref(struct config *cf)
 {
-	cf->refs++;
+	atomic_fetch_add_explicit(&cf->refs, 1, memory_order_relaxed);
 }
 
 /* Drop one reference on <cf>; the last one frees it. */
@@ -623,7 +710,8 @@ config_unref(struct config *cf)
 {
 	size_t i;
 
-	if (cf == NULL || --cf->refs > 0)
+	if (cf == NULL || atomic_fetch_sub_explicit(&cf->refs, 1,
+	    memory_order_acq_rel) > 1)
 		return;
 	for (i = 0; i < cf->nroutes; i++)
 		route_clear(&cf->routes[i]);
@@ -643,7 +731,8 @@ config_unref(struct config *cf)
 void
 stats_unref(struct stats *st)
 {
-	if (st != NULL && --st->refs == 0)
+	if (st != NULL && atomic_fetch_sub_explicit(&st->refs, 1,
+	    memory_order_acq_rel) == 1)
 		free(st);
 }
 
@@ -660,7 +749,7 @@ stats_share(struct route *to, const struct route *from)
 {
 	stats_unref(to->stats);
 	to->stats = from->stats;
-	to->stats->refs++;
+	atomic_fetch_add_explicit(&to->stats->refs, 1, memory_order_relaxed);
 }
 
 /*
@@ -700,4 +789,23 @@ config_adopt_stats(struct config *cf, const struct config *old)
 	}
 	free(a);
 	free(b);
+}
+
+/*
+ * Sum over the <ncells> cells of row <st> of the counter at byte offset
+ * <field> of struct stats_cell.
+ */
+uint64_t
+stats_sum(const struct stats *st, size_t ncells, size_t field)
+{
+	const _Atomic uint64_t *v;
+	uint64_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < ncells; i++) {
+		v = (const _Atomic uint64_t *)(const void *)
+		    ((const char *)&st->cell[i] + field);
+		sum += CTR_GET(*v);
+	}
+	return sum;
 }

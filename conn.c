@@ -16,13 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "parse_hello.h"
 #include "snimux.h"
 
 #define RELAY_CHUNK	(64 * 1024)
+#define RELAY_PIPE_SIZE	(256 * 1024)
 #define HELLO_FIRST	2048
 #define ACCEPT_BATCH	64
 
@@ -55,11 +55,14 @@ struct buf {
 struct conn {
 	TAILQ_ENTRY(conn)	 timer;		/* in one timer queue */
 	TAILQ_ENTRY(conn)	 all;
+	struct worker		*w;
 	struct config		*cf;
 	struct route		*route;
-	struct buf		*pend[2];
+	struct buf		*pend[2];	/* copied bytes waiting */
+	struct relay_pipe	*pipe[2];	/* spliced bytes waiting */
+	size_t			 inpipe[2];
 	char			*sni;		/* validated name, or NULL */
-	struct hello_scan	 scan;
+	struct hello_scan	 scan;		/* while reading the hello */
 	uint64_t		 id;
 	uint64_t		 start_ms;
 	uint64_t		 deadline_ms;
@@ -75,29 +78,17 @@ struct conn {
 	uint8_t			 queue;
 	uint8_t			 eof[2];	/* source sent everything */
 	uint8_t			 refused;
+	uint8_t			 copy;		/* no splice for this one */
 };
 
-TAILQ_HEAD(conn_list, conn);
-
-static struct loop	*conn_loop;
-static struct conn_list	 conn_all = TAILQ_HEAD_INITIALIZER(conn_all);
-static struct conn_list	 conn_q[4] = {
-	TAILQ_HEAD_INITIALIZER(conn_q[0]),
-	TAILQ_HEAD_INITIALIZER(conn_q[1]),
-	TAILQ_HEAD_INITIALIZER(conn_q[2]),
-	TAILQ_HEAD_INITIALIZER(conn_q[3])
-};
-static uint64_t		 conn_now;
-static uint64_t		 conn_nextid;
-static uint64_t		 conn_count;
-static uint8_t		 relay_chunk[RELAY_CHUNK];
-static uint8_t		*hello_scratch;
-static size_t		 hello_scratch_size;
-
-uint64_t hello_failures[FAIL_NREASONS];
 const char *const hello_fail_names[FAIL_NREASONS] = {
-	"timeout", "invalid", "not_tls", "too_large", "refused", "aborted"
+	"timeout", "invalid", "not_tls", "too_large", "refused", "aborted",
+	"limit"
 };
+
+static _Atomic uint64_t	conn_open;	/* client connections, all workers */
+static uint64_t		conn_max = UINT64_MAX;
+static size_t		pipes_max = 64;
 
 static void	conn_event(int, int, void *);
 static void	conn_close(struct conn *, const char *);
@@ -105,35 +96,86 @@ static void	conn_connect_next(struct conn *);
 static int	relay_flush(struct conn *, int);
 static void	relay_done(struct conn *, int);
 
-/* Set the loop that every connection uses. */
+/*
+ * Set the limits shared by every worker: at most <max_conns> client
+ * connections and <max_pipes> relay pipes per worker.
+ */
 void
-conn_init(struct loop *l)
+conn_limits(uint64_t max_conns, size_t max_pipes)
 {
-	conn_loop = l;
-	conn_now = now_ms();
+	conn_max = max_conns;
+	pipes_max = max_pipes;
 }
 
-/* Number of open client connections. */
+/* Client connections open now, in every worker. */
 uint64_t
-conn_active(void)
+conn_open_total(void)
 {
-	return conn_count;
+	return atomic_load_explicit(&conn_open, memory_order_relaxed);
+}
+
+/* Prepare the connection state of worker <w>.  0, or -1 with errno. */
+int
+conn_worker_init(struct worker *w)
+{
+	int i;
+
+	TAILQ_INIT(&w->all);
+	for (i = 0; i < 4; i++)
+		TAILQ_INIT(&w->timers[i]);
+	SLIST_INIT(&w->pipes);
+	if ((w->chunk = malloc(RELAY_CHUNK)) == NULL)
+		return -1;
+	w->now = now_ms();
+	return 0;
+}
+
+/* Free what conn_worker_init() and the relay pool hold. */
+void
+conn_worker_free(struct worker *w)
+{
+	struct relay_pipe *p;
+
+	while ((p = SLIST_FIRST(&w->pipes)) != NULL) {
+		SLIST_REMOVE_HEAD(&w->pipes, next);
+		close(p->fd[0]);
+		close(p->fd[1]);
+		free(p);
+	}
+	free(w->chunk);
+	free(w->scratch);
+	w->chunk = w->scratch = NULL;
+}
+
+static struct stats_cell *
+conn_cell(const struct conn *c)
+{
+	return &c->route->stats->cell[c->w->idx];
 }
 
 static void
 timer_set(struct conn *c, enum conn_queue q, uint64_t ms)
 {
+	struct worker *w = c->w;
+
 	if (c->queue != Q_NONE)
-		TAILQ_REMOVE(&conn_q[c->queue], c, timer);
+		TAILQ_REMOVE(&w->timers[c->queue], c, timer);
 	c->queue = q;
-	c->deadline_ms = conn_now + ms;
+	c->deadline_ms = w->now + ms;
 	if (q != Q_NONE)
-		TAILQ_INSERT_TAIL(&conn_q[q], c, timer);
+		TAILQ_INSERT_TAIL(&w->timers[q], c, timer);
+}
+
+static int
+relay_pending(const struct conn *c, int dir)
+{
+	return c->pend[dir] != NULL || c->pipe[dir] != NULL;
 }
 
 static void
 conn_watch(struct conn *c)
 {
+	struct loop *l = c->w->loop;
 	int cm = 0, bm = 0;
 
 	switch (c->state) {
@@ -145,19 +187,18 @@ conn_watch(struct conn *c)
 		bm = LOOP_WRITE;
 		break;
 	case CONN_RELAY:
-		if (!c->eof[C2B] && c->pend[C2B] == NULL)
+		if (!c->eof[C2B] && !relay_pending(c, C2B))
 			cm |= LOOP_READ;
-		if (c->pend[B2C] != NULL)
+		if (relay_pending(c, B2C))
 			cm |= LOOP_WRITE;
-		if (!c->eof[B2C] && c->pend[B2C] == NULL)
+		if (!c->eof[B2C] && !relay_pending(c, B2C))
 			bm |= LOOP_READ;
-		if (c->pend[C2B] != NULL)
+		if (relay_pending(c, C2B))
 			bm |= LOOP_WRITE;
 		break;
 	}
-	if (loop_watch(conn_loop, c->cfd, cm, conn_event, c) == -1 ||
-	    (c->bfd != -1 &&
-	    loop_watch(conn_loop, c->bfd, bm, conn_event, c) == -1)) {
+	if (loop_watch(l, c->cfd, cm, conn_event, c) == -1 ||
+	    (c->bfd != -1 && loop_watch(l, c->bfd, bm, conn_event, c) == -1)) {
 		c->err = errno;
 		c->err_op = "watch";
 		conn_close(c, "error");
@@ -165,10 +206,53 @@ conn_watch(struct conn *c)
 }
 
 static void
+fail_count(struct worker *w, enum hello_fail why)
+{
+	CTR_ADD(w->hello_failures[why], 1);
+}
+
+static void
 conn_fail(struct conn *c, enum hello_fail why)
 {
-	hello_failures[why]++;
+	fail_count(c->w, why);
 	conn_close(c, hello_fail_names[why]);
+}
+
+static struct relay_pipe *
+pipe_take(struct worker *w)
+{
+	struct relay_pipe *p;
+
+	if ((p = SLIST_FIRST(&w->pipes)) != NULL) {
+		SLIST_REMOVE_HEAD(&w->pipes, next);
+		w->npipes_free--;
+		w->npipes_used++;
+		return p;
+	}
+	if (w->npipes_used >= pipes_max || (p = malloc(sizeof(*p))) == NULL)
+		return NULL;
+	if (pipe2(p->fd, O_NONBLOCK | O_CLOEXEC) == -1) {
+		free(p);
+		return NULL;
+	}
+	pipe_set_size(p->fd[0], RELAY_PIPE_SIZE);
+	w->npipes_used++;
+	return p;
+}
+
+/* Return an empty pipe to the pool; one still holding bytes is closed. */
+static void
+pipe_give(struct worker *w, struct relay_pipe *p, int empty)
+{
+	w->npipes_used--;
+	if (empty && w->npipes_free < pipes_max / 2) {
+		SLIST_INSERT_HEAD(&w->pipes, p, next);
+		w->npipes_free++;
+		return;
+	}
+	close(p->fd[0]);
+	close(p->fd[1]);
+	free(p);
 }
 
 /*
@@ -178,11 +262,13 @@ conn_fail(struct conn *c, enum hello_fail why)
 static void
 conn_close(struct conn *c, const char *end)
 {
+	struct worker *w = c->w;
 	char client[64], errtext[160] = "";
 	const char *backend = "-";
+	int d;
 
 	if (c->route != NULL && !c->refused) {
-		c->route->stats->active--;
+		CTR_ADD(conn_cell(c)->active, -1);
 		if (c->backend < c->route->nbackends)
 			backend = c->route->backends[c->backend].text;
 	}
@@ -190,27 +276,32 @@ conn_close(struct conn *c, const char *end)
 	if (c->err_op != NULL)
 		snprintf(errtext, sizeof(errtext), " err=\"%s: %s\"",
 		    c->err_op, strerror(c->err));
-	log_info("conn=%llu client=%s sni=%s route=%s backend=%s c2b=%llu "
-	    "b2c=%llu ms=%llu end=%s%s", (unsigned long long)c->id, client,
-	    c->sni ? c->sni : "-", c->route ? c->route->pattern : "-",
-	    backend, (unsigned long long)c->bytes[C2B],
+	log_info("conn=%u.%llu client=%s sni=%s route=%s backend=%s "
+	    "c2b=%llu b2c=%llu ms=%llu end=%s%s", w->idx,
+	    (unsigned long long)c->id, client, c->sni ? c->sni : "-",
+	    c->route ? c->route->pattern : "-", backend,
+	    (unsigned long long)c->bytes[C2B],
 	    (unsigned long long)c->bytes[B2C],
-	    (unsigned long long)(conn_now - c->start_ms), end, errtext);
+	    (unsigned long long)(w->now - c->start_ms), end, errtext);
 
-	loop_unwatch(conn_loop, c->cfd);
+	loop_unwatch(w->loop, c->cfd);
 	close(c->cfd);
 	if (c->bfd != -1) {
-		loop_unwatch(conn_loop, c->bfd);
+		loop_unwatch(w->loop, c->bfd);
 		close(c->bfd);
 	}
+	for (d = C2B; d <= B2C; d++) {
+		free(c->pend[d]);
+		if (c->pipe[d] != NULL)
+			pipe_give(w, c->pipe[d], c->inpipe[d] == 0);
+	}
 	timer_set(c, Q_NONE, 0);
-	TAILQ_REMOVE(&conn_all, c, all);
-	free(c->pend[C2B]);
-	free(c->pend[B2C]);
+	TAILQ_REMOVE(&w->all, c, all);
 	free(c->sni);
 	config_unref(c->cf);
 	free(c);
-	conn_count--;
+	CTR_ADD(w->nconns, -1);
+	atomic_fetch_sub_explicit(&conn_open, 1, memory_order_relaxed);
 }
 
 /* Send a fatal TLS alert, then wait for the client to hang up. */
@@ -223,7 +314,7 @@ conn_refuse(struct conn *c, unsigned version, uint8_t desc)
 		alert[2] = version & 0xff;
 	alert[6] = desc;
 	c->refused = 1;
-	hello_failures[FAIL_REFUSED]++;
+	fail_count(c->w, FAIL_REFUSED);
 	(void)send(c->cfd, alert, sizeof(alert), MSG_NOSIGNAL);
 	shutdown(c->cfd, SHUT_WR);
 	c->state = CONN_LINGER;
@@ -252,14 +343,14 @@ conn_route(struct conn *c, enum hello_result r, const struct hello *h)
 	if (rt == NULL)
 		rt = (r == HELLO_SNI) ? &cf->unknown : &cf->nosni;
 	c->route = rt;
-	rt->stats->total++;
+	CTR_ADD(conn_cell(c)->total, 1);
 	if (rt->refuse || rt->nbackends == 0) {
-		/* RFC 6066 section 3: unrecognized_name (112). */
+		/* RFC 8446 section 6.2: unrecognized_name or handshake_failure. */
 		conn_refuse(c, h->record_version,
 		    r == HELLO_SNI ? 112 : 40);
 		return;
 	}
-	rt->stats->active++;
+	CTR_ADD(conn_cell(c)->active, 1);
 	c->backend = 0;
 	conn_connect_next(c);
 }
@@ -277,31 +368,58 @@ buf_grow(struct buf *b, size_t size)
 	return nb;
 }
 
-static void
-conn_hello_read(struct conn *c)
+/* Make room for more hello bytes, up to the cap.  -1 when it is closed. */
+static int
+conn_hello_room(struct conn *c)
 {
 	struct buf *b = c->pend[C2B];
 	size_t cap = c->cf->hello_max, size;
+
+	if (b != NULL && b->len < b->size)
+		return 0;
+	if (b != NULL && b->size >= cap) {
+		conn_fail(c, FAIL_TOO_LARGE);
+		return -1;
+	}
+	size = b == NULL ? HELLO_FIRST : b->size * 2;
+	if (size > cap)
+		size = cap;
+	if ((b = buf_grow(b, size)) == NULL) {
+		c->err = errno;
+		c->err_op = "hello";
+		conn_close(c, "error");
+		return -1;
+	}
+	c->pend[C2B] = b;
+	return 0;
+}
+
+static int
+scratch_room(struct worker *w, size_t cap)
+{
+	if (w->scratch_size >= cap)
+		return 0;
+	free(w->scratch);
+	if ((w->scratch = malloc(cap)) == NULL) {
+		w->scratch_size = 0;
+		return -1;
+	}
+	w->scratch_size = cap;
+	return 0;
+}
+
+static void
+conn_hello_read(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct buf *b;
 	struct hello h;
 	enum hello_result r;
 	ssize_t n;
 
-	if (b == NULL || b->len == b->size) {
-		if (b != NULL && b->size >= cap) {
-			conn_fail(c, FAIL_TOO_LARGE);
-			return;
-		}
-		size = b == NULL ? HELLO_FIRST : b->size * 2;
-		if (size > cap)
-			size = cap;
-		if ((b = buf_grow(b, size)) == NULL) {
-			c->err = errno;
-			c->err_op = "hello";
-			conn_close(c, "error");
-			return;
-		}
-		c->pend[C2B] = b;
-	}
+	if (conn_hello_room(c) == -1)
+		return;
+	b = c->pend[C2B];
 	n = read(c->cfd, b->data + b->len, b->size - b->len);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -317,30 +435,25 @@ conn_hello_read(struct conn *c)
 		return;
 	}
 	b->len += (size_t)n;
-	if (hello_scratch_size < cap) {
-		free(hello_scratch);
-		if ((hello_scratch = malloc(cap)) == NULL) {
-			hello_scratch_size = 0;
-			c->err = errno;
-			c->err_op = "hello";
-			conn_close(c, "error");
-			return;
-		}
-		hello_scratch_size = cap;
+	if (scratch_room(w, c->cf->hello_max) == -1) {
+		c->err = errno;
+		c->err_op = "hello";
+		conn_close(c, "error");
+		return;
 	}
-	r = hello_parse(&c->scan, b->data, b->len, hello_scratch,
-	    hello_scratch_size, &h);
+	r = hello_parse(&c->scan, b->data, b->len, w->scratch,
+	    w->scratch_size, &h);
 	switch (r) {
 	case HELLO_NEED_MORE:
-		if (b->len >= cap)
+		if (b->len >= c->cf->hello_max)
 			conn_fail(c, FAIL_TOO_LARGE);
 		return;
 	case HELLO_NOT_TLS:
 		conn_fail(c, FAIL_NOT_TLS);
 		return;
 	case HELLO_INVALID:
-		log_debug("conn=%llu invalid hello: %s at byte %zu",
-		    (unsigned long long)c->id, h.why, h.off);
+		log_debug("conn=%u.%llu invalid hello: %s at byte %zu",
+		    w->idx, (unsigned long long)c->id, h.why, h.off);
 		conn_fail(c, FAIL_INVALID);
 		return;
 	case HELLO_SNI:
@@ -353,12 +466,13 @@ conn_hello_read(struct conn *c)
 static void
 conn_backend_failed(struct conn *c, const char *op, int err)
 {
-	c->route->stats->backend_failures++;
+	CTR_ADD(conn_cell(c)->backend_failures, 1);
 	c->err_op = op;
 	c->err = err;
-	log_info("conn=%llu backend=%s %s: %s", (unsigned long long)c->id,
-	    c->route->backends[c->backend].text, op, strerror(err));
-	loop_unwatch(conn_loop, c->bfd);
+	log_info("conn=%u.%llu backend=%s %s: %s", c->w->idx,
+	    (unsigned long long)c->id, c->route->backends[c->backend].text,
+	    op, strerror(err));
+	loop_unwatch(c->w->loop, c->bfd);
 	close(c->bfd);
 	c->bfd = -1;
 	c->backend++;
@@ -373,7 +487,8 @@ conn_relay_start(struct conn *c)
 	setsockopt(c->bfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->state = CONN_RELAY;
 	c->err_op = NULL;
-	c->active_ms = conn_now;
+	c->active_ms = c->w->now;
+	c->copy = c->cf->relay == RELAY_COPY;
 	timer_set(c, Q_IDLE, c->cf->idle_ms);
 	/* The hello, and whatever followed it, goes out first. */
 	relay_done(c, relay_flush(c, C2B));
@@ -438,8 +553,19 @@ relay_fd(const struct conn *c, int dir, int dst)
 static void
 relay_shut(struct conn *c, int dir)
 {
-	if (c->eof[dir] && c->pend[dir] == NULL)
+	if (c->eof[dir] && !relay_pending(c, dir))
 		shutdown(relay_fd(c, dir, 1), SHUT_WR);
+}
+
+static void
+relay_count(struct conn *c, int dir, size_t n)
+{
+	c->bytes[dir] += n;
+	if (dir == C2B)
+		CTR_ADD(conn_cell(c)->c2b_bytes, n);
+	else
+		CTR_ADD(conn_cell(c)->b2c_bytes, n);
+	c->active_ms = c->w->now;
 }
 
 static int
@@ -455,23 +581,84 @@ relay_send(struct conn *c, int dir, const uint8_t *p, size_t len)
 		c->err_op = "send";
 		return -1;
 	}
-	c->bytes[dir] += (uint64_t)n;
-	if (dir == C2B)
-		c->route->stats->c2b_bytes += (uint64_t)n;
-	else
-		c->route->stats->b2c_bytes += (uint64_t)n;
-	c->active_ms = conn_now;
+	relay_count(c, dir, (size_t)n);
 	return (int)n;
+}
+
+/* Splice what waits in the direction's pipe to its destination. */
+static int
+splice_out(struct conn *c, int dir)
+{
+	struct relay_pipe *p = c->pipe[dir];
+	ssize_t n;
+
+	n = splice(p->fd[0], NULL, relay_fd(c, dir, 1), NULL, c->inpipe[dir],
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		c->err = errno;
+		c->err_op = "splice";
+		return -1;
+	}
+	relay_count(c, dir, (size_t)n);
+	c->inpipe[dir] -= (size_t)n;
+	if (c->inpipe[dir] == 0) {
+		pipe_give(c->w, p, 1);
+		c->pipe[dir] = NULL;
+		relay_shut(c, dir);
+	}
+	return 0;
+}
+
+/*
+ * Zero-copy step: move what the source has into a pipe and on to the
+ * destination.  Returns 1 when splice cannot serve this connection and
+ * the copy relay must, 0 when done, -1 when the relay must end.
+ */
+static int
+splice_read(struct conn *c, int dir)
+{
+	struct relay_pipe *p;
+	ssize_t n;
+
+	if ((p = pipe_take(c->w)) == NULL)
+		return 1;
+	n = splice(relay_fd(c, dir, 0), NULL, p->fd[1], NULL,
+	    RELAY_PIPE_SIZE, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n <= 0) {
+		pipe_give(c->w, p, 1);
+		if (n == 0) {
+			c->eof[dir] = 1;
+			relay_shut(c, dir);
+			return 0;
+		}
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		if (errno == EINVAL || errno == ENOSYS) {
+			c->copy = 1;
+			return 1;
+		}
+		c->err = errno;
+		c->err_op = "splice";
+		return -1;
+	}
+	c->pipe[dir] = p;
+	c->inpipe[dir] = (size_t)n;
+	return splice_out(c, dir);
 }
 
 /* Move what one side has to the other.  -1 when the relay must end. */
 static int
 relay_read(struct conn *c, int dir)
 {
+	uint8_t *chunk = c->w->chunk;
 	ssize_t n;
 	int w;
 
-	n = read(relay_fd(c, dir, 0), relay_chunk, sizeof(relay_chunk));
+	if (!c->copy && (w = splice_read(c, dir)) != 1)
+		return w;
+	n = read(relay_fd(c, dir, 0), chunk, RELAY_CHUNK);
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return 0;
@@ -484,7 +671,7 @@ relay_read(struct conn *c, int dir)
 		relay_shut(c, dir);
 		return 0;
 	}
-	if ((w = relay_send(c, dir, relay_chunk, (size_t)n)) == -1)
+	if ((w = relay_send(c, dir, chunk, (size_t)n)) == -1)
 		return -1;
 	if (w < n) {
 		if ((c->pend[dir] = buf_grow(NULL, (size_t)(n - w))) == NULL) {
@@ -492,7 +679,7 @@ relay_read(struct conn *c, int dir)
 			c->err_op = "relay";
 			return -1;
 		}
-		memcpy(c->pend[dir]->data, relay_chunk + w, (size_t)(n - w));
+		memcpy(c->pend[dir]->data, chunk + w, (size_t)(n - w));
 		c->pend[dir]->len = (size_t)(n - w);
 	}
 	return 0;
@@ -505,6 +692,8 @@ relay_flush(struct conn *c, int dir)
 	struct buf *b = c->pend[dir];
 	int w;
 
+	if (c->pipe[dir] != NULL)
+		return splice_out(c, dir);
 	if (b == NULL)
 		return 0;
 	w = relay_send(c, dir, b->data + b->off, b->len - b->off);
@@ -527,8 +716,8 @@ relay_done(struct conn *c, int rc)
 		conn_close(c, "reset");
 		return;
 	}
-	if (c->eof[C2B] && c->eof[B2C] && c->pend[C2B] == NULL &&
-	    c->pend[B2C] == NULL) {
+	if (c->eof[C2B] && c->eof[B2C] && !relay_pending(c, C2B) &&
+	    !relay_pending(c, B2C)) {
 		conn_close(c, "eof");
 		return;
 	}
@@ -540,7 +729,7 @@ conn_linger_read(struct conn *c)
 {
 	ssize_t n;
 
-	n = read(c->cfd, relay_chunk, sizeof(relay_chunk));
+	n = read(c->cfd, c->w->chunk, RELAY_CHUNK);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0)
@@ -553,8 +742,7 @@ conn_event(int fd, int mask, void *arg)
 	struct conn *c = arg;
 	int in, out, rc = 0;
 
-	conn_now = loop_now(conn_loop);
-
+	c->w->now = loop_now(c->w->loop);
 	switch (c->state) {
 	case CONN_HELLO:
 		conn_hello_read(c);
@@ -574,15 +762,15 @@ conn_event(int fd, int mask, void *arg)
 	out = (fd == c->cfd) ? B2C : C2B;
 	if (mask & LOOP_WRITE)
 		rc = relay_flush(c, out);
-	if (rc == 0 && (mask & LOOP_READ) && c->pend[in] == NULL &&
+	if (rc == 0 && (mask & LOOP_READ) && !relay_pending(c, in) &&
 	    !c->eof[in])
 		rc = relay_read(c, in);
 	relay_done(c, rc);
 }
 
 static void
-conn_new(int fd, const struct sockaddr *sa, socklen_t salen,
-    struct config *cf)
+conn_new(struct worker *w, int fd, const struct sockaddr *sa,
+    socklen_t salen)
 {
 	struct conn *c;
 	int one = 1;
@@ -590,39 +778,41 @@ conn_new(int fd, const struct sockaddr *sa, socklen_t salen,
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warn("accept: dropping a client");
 		close(fd);
+		atomic_fetch_sub_explicit(&conn_open, 1, memory_order_relaxed);
 		return;
 	}
-	c->id = ++conn_nextid;
+	c->w = w;
+	c->id = ++w->nextid;
 	c->cfd = fd;
 	c->bfd = -1;
-	c->start_ms = conn_now;
+	c->start_ms = w->now;
 	if (salen > sizeof(c->peer))
 		salen = sizeof(c->peer);
 	memcpy(&c->peer, sa, salen);
-	c->cf = cf;
-	config_ref(cf);
+	c->cf = w->cf;
+	config_ref(c->cf);
 	hello_init(&c->scan);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	TAILQ_INSERT_TAIL(&conn_all, c, all);
-	conn_count++;
+	TAILQ_INSERT_TAIL(&w->all, c, all);
+	CTR_ADD(w->nconns, 1);
 	c->state = CONN_HELLO;
-	timer_set(c, Q_HELLO, cf->hello_ms);
+	timer_set(c, Q_HELLO, c->cf->hello_ms);
 	conn_watch(c);
 }
 
 /*
- * Accept the clients waiting on listening socket <lfd>, each to be
- * routed by <cf>.  Returns 0, or -1 with errno set when the process is
- * out of descriptors (EMFILE, ENFILE) and should stop accepting a while.
+ * Accept the clients waiting on listening socket <lfd> into worker <w>.
+ * Returns 0, or -1 with errno set when the process is out of descriptors
+ * (EMFILE, ENFILE) and should stop accepting for a while.
  */
 int
-conn_accept(int lfd, struct config *cf)
+conn_accept(struct worker *w, int lfd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int fd, i;
 
-	conn_now = loop_now(conn_loop);
+	w->now = loop_now(w->loop);
 	for (i = 0; i < ACCEPT_BATCH; i++) {
 		len = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
@@ -634,7 +824,16 @@ conn_accept(int lfd, struct config *cf)
 			/* EAGAIN, or a client that left before accept. */
 			return 0;
 		}
-		conn_new(fd, (struct sockaddr *)&ss, len, cf);
+		if (atomic_fetch_add_explicit(&conn_open, 1,
+		    memory_order_relaxed) >= conn_max) {
+			/* Over the limit: closed at once, never queued. */
+			atomic_fetch_sub_explicit(&conn_open, 1,
+			    memory_order_relaxed);
+			fail_count(w, FAIL_LIMIT);
+			close(fd);
+			continue;
+		}
+		conn_new(w, fd, (struct sockaddr *)&ss, len);
 	}
 	return 0;
 }
@@ -659,20 +858,20 @@ conn_expire(struct conn *c)
 }
 
 /*
- * Record the time <now> and end the connections whose timeout has
- * passed.  Returns the milliseconds until the next deadline, or -1 when
- * no connection has one.
+ * Record the time <now> in worker <w> and end its connections whose
+ * timeout has passed.  Returns the milliseconds until the next deadline,
+ * or -1 when no connection has one.
  */
 int
-conn_timers_run(uint64_t now)
+conn_timers_run(struct worker *w, uint64_t now)
 {
 	struct conn *c;
 	uint64_t next = UINT64_MAX;
 	int q;
 
-	conn_now = now;
+	w->now = now;
 	for (q = Q_HELLO; q <= Q_IDLE; q++) {
-		while ((c = TAILQ_FIRST(&conn_q[q])) != NULL &&
+		while ((c = TAILQ_FIRST(&w->timers[q])) != NULL &&
 		    c->deadline_ms <= now) {
 			/* Idle deadlines move with traffic; requeue those. */
 			if (q == Q_IDLE && c->active_ms + c->cf->idle_ms > now) {
@@ -690,12 +889,12 @@ conn_timers_run(uint64_t now)
 	return next - now > 60000 ? 60000 : (int)(next - now);
 }
 
-/* End every connection still open, as at the end of a drain. */
+/* End every connection of worker <w>, as at the end of a drain. */
 void
-conn_drain_all(void)
+conn_drain_all(struct worker *w)
 {
 	struct conn *c;
 
-	while ((c = TAILQ_FIRST(&conn_all)) != NULL)
+	while ((c = TAILQ_FIRST(&w->all)) != NULL)
 		conn_close(c, "drain");
 }

@@ -78,16 +78,28 @@ out_printf(struct out *o, const char *fmt, ...)
 	}
 }
 
-static void
-stats_row(struct out *o, const struct route *r, int width)
-{
-	const struct stats *st = r->stats;
+#define ROW(cf, r, f) ((unsigned long long)stats_sum((r)->stats,	\
+	(cf)->ncells, offsetof(struct stats_cell, f)))
 
+static uint64_t
+fail_sum(int why)
+{
+	uint64_t sum = 0;
+	unsigned i;
+
+	for (i = 0; i < nworkers; i++)
+		sum += CTR_GET(workers[i].hello_failures[why]);
+	return sum;
+}
+
+static void
+stats_row(struct out *o, const struct config *cf, const struct route *r,
+    int width)
+{
 	out_printf(o, "%-*s %8llu %10llu %17llu %17llu %10llu\n", width,
-	    r->pattern, (unsigned long long)st->active,
-	    (unsigned long long)st->total, (unsigned long long)st->c2b_bytes,
-	    (unsigned long long)st->b2c_bytes,
-	    (unsigned long long)st->backend_failures);
+	    r->pattern, ROW(cf, r, active), ROW(cf, r, total),
+	    ROW(cf, r, c2b_bytes), ROW(cf, r, b2c_bytes),
+	    ROW(cf, r, backend_failures));
 }
 
 static void
@@ -103,15 +115,15 @@ control_stats(struct out *o, const struct config *cf)
 	    "active", "total", "client_to_backend", "backend_to_client",
 	    "failures");
 	for (n = 0; n < cf->nroutes; n++)
-		stats_row(o, &cf->routes[n], width);
-	stats_row(o, &cf->nosni, width);
-	stats_row(o, &cf->unknown, width);
+		stats_row(o, cf, &cf->routes[n], width);
+	stats_row(o, cf, &cf->nosni, width);
+	stats_row(o, cf, &cf->unknown, width);
 	out_printf(o, "\nhello failures:");
 	for (i = 0; i < FAIL_NREASONS; i++)
 		out_printf(o, " %s=%llu", hello_fail_names[i],
-		    (unsigned long long)hello_failures[i]);
+		    (unsigned long long)fail_sum(i));
 	out_printf(o, "\nconnections open: %llu\n",
-	    (unsigned long long)conn_active());
+	    (unsigned long long)conn_open_total());
 }
 
 /* Write <s> as a Prometheus label value: escape \, " and newline. */
@@ -143,8 +155,7 @@ metrics_series(struct out *o, const struct config *cf, const char *name,
 		out_printf(o, "%s{route=\"", name);
 		metrics_label(o, r->pattern);
 		out_printf(o, "\"%s} %llu\n", extra, (unsigned long long)
-		    *(const uint64_t *)(const void *)
-		    ((const char *)r->stats + field));
+		    stats_sum(r->stats, cf->ncells, field));
 	}
 }
 
@@ -156,35 +167,35 @@ control_metrics(struct out *o, const struct config *cf)
 	out_printf(o, "# HELP snimux_connections_active Connections open "
 	    "now, by route.\n# TYPE snimux_connections_active gauge\n");
 	metrics_series(o, cf, "snimux_connections_active", "",
-	    offsetof(struct stats, active));
+	    offsetof(struct stats_cell, active));
 	out_printf(o, "# HELP snimux_connections_total Connections "
 	    "routed, by route.\n# TYPE snimux_connections_total counter\n");
 	metrics_series(o, cf, "snimux_connections_total", "",
-	    offsetof(struct stats, total));
+	    offsetof(struct stats_cell, total));
 	out_printf(o, "# HELP snimux_bytes_total Bytes relayed, the "
 	    "forwarded hello included.\n# TYPE snimux_bytes_total counter\n");
 	metrics_series(o, cf, "snimux_bytes_total",
 	    ",direction=\"client_to_backend\"",
-	    offsetof(struct stats, c2b_bytes));
+	    offsetof(struct stats_cell, c2b_bytes));
 	metrics_series(o, cf, "snimux_bytes_total",
 	    ",direction=\"backend_to_client\"",
-	    offsetof(struct stats, b2c_bytes));
+	    offsetof(struct stats_cell, b2c_bytes));
 	out_printf(o, "# HELP snimux_backend_failures_total Backend "
 	    "connection attempts that failed.\n"
 	    "# TYPE snimux_backend_failures_total counter\n");
 	metrics_series(o, cf, "snimux_backend_failures_total", "",
-	    offsetof(struct stats, backend_failures));
+	    offsetof(struct stats_cell, backend_failures));
 	out_printf(o, "# HELP snimux_hello_failures_total Connections that "
 	    "never reached a backend.\n"
 	    "# TYPE snimux_hello_failures_total counter\n");
 	for (i = 0; i < FAIL_NREASONS; i++)
 		out_printf(o, "snimux_hello_failures_total{reason=\"%s\"} "
 		    "%llu\n", hello_fail_names[i],
-		    (unsigned long long)hello_failures[i]);
+		    (unsigned long long)fail_sum(i));
 	out_printf(o, "# HELP snimux_open_connections Client connections "
 	    "open now.\n# TYPE snimux_open_connections gauge\n"
 	    "snimux_open_connections %llu\n",
-	    (unsigned long long)conn_active());
+	    (unsigned long long)conn_open_total());
 }
 
 static void

@@ -20,13 +20,20 @@
 
 #include "snimux.h"
 
-#define ACCEPT_PAUSE_MS	1000
+/* Descriptors kept for everything but clients: logs, control, pipes. */
+#define FD_RESERVE	64
+#define PIPES_PER_WORKER 32
 
+/*
+ * One listen address: one socket per worker where the kernel spreads
+ * connections over SO_REUSEPORT sockets, else one socket they share.
+ */
 struct listener {
 	struct sockaddr_storage	 addr;
 	socklen_t		 addr_len;
 	int			 any;
-	int			 fd;
+	int			*fds;
+	unsigned		 nfds;
 	char			*text;
 };
 
@@ -38,7 +45,6 @@ static size_t		 nlisteners;
 static int		 sig_pipe[2] = { -1, -1 };
 static int		 stopping;
 static uint64_t		 drain_deadline_ms;
-static uint64_t		 accept_paused_until;
 
 static void
 usage(void)
@@ -49,64 +55,30 @@ usage(void)
 	exit(1);
 }
 
-static void
-listener_event(int fd, int mask, void *arg)
-{
-	size_t i;
-
-	(void)mask;
-	(void)arg;
-	if (conn_accept(fd, active_config) == 0)
-		return;
-	/* Out of descriptors: keep relaying, stop accepting a moment. */
-	log_warn("accept: pausing new connections for %d ms",
-	    ACCEPT_PAUSE_MS);
-	for (i = 0; i < nlisteners; i++)
-		loop_watch(main_loop, listeners[i].fd, 0, listener_event,
-		    NULL);
-	accept_paused_until = now_ms() + ACCEPT_PAUSE_MS;
-}
-
-static void
-listeners_watch(struct listener *ls, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (loop_watch(main_loop, ls[i].fd, LOOP_READ, listener_event,
-		    NULL) == -1)
-			log_warn("watch %s", ls[i].text);
-}
-
-/* Open a listening socket for <lc>; -1 with errno set on failure. */
 static int
-listener_open(const struct listen_conf *lc)
+socket_listen(const struct sockaddr *sa, socklen_t len, int any, int reuse)
 {
-	struct sockaddr_in sin;
-	const struct sockaddr *sa = (const struct sockaddr *)&lc->addr;
-	socklen_t len = lc->addr_len;
 	int fd, one = 1, zero = 0, saved;
 
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
-	if (fd == -1 && lc->any && errno == EAFNOSUPPORT) {
-		/* No IPv6 here: "*" is every IPv4 address. */
-		memset(&sin, 0, sizeof(sin));
-		sin.sin_family = AF_INET;
-		sin.sin_port = ((const struct sockaddr_in6 *)sa)->sin6_port;
-		sa = (const struct sockaddr *)&sin;
-		len = sizeof(sin);
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, 0);
-	}
 	if (fd == -1)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
 		goto fail;
-	if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
-	    IPV6_V6ONLY, lc->any ? &zero : &one, sizeof(one)) == -1)
+	if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+	    sizeof(one)) == -1)
 		goto fail;
-	if (bind(fd, sa, len) == -1 || listen(fd, SOMAXCONN) == -1)
+	if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, any ? &zero : &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, sa, len) == -1)
+		goto fail;
+	if (reuse == -1) {
+		close(fd);
+		return 0;
+	}
+	if (listen(fd, SOMAXCONN) == -1)
 		goto fail;
 	return fd;
 fail:
@@ -116,78 +88,160 @@ fail:
 	return -1;
 }
 
+/*
+ * Open the sockets of listener <ls> for <n> workers.  A first bind
+ * without SO_REUSEPORT makes sure that no other process serves the
+ * address, as SO_REUSEPORT alone would let two daemons share it.
+ */
+static int
+listener_open(struct listener *ls, unsigned n)
+{
+	struct sockaddr_in sin;
+	const struct sockaddr *sa = (const struct sockaddr *)&ls->addr;
+	socklen_t len = ls->addr_len;
+	unsigned i;
+
+	if (socket_listen(sa, len, ls->any, -1) == -1) {
+		if (!ls->any || errno != EAFNOSUPPORT)
+			return -1;
+		/* No IPv6 here: "*" is every IPv4 address. */
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = ((const struct sockaddr_in6 *)sa)->sin6_port;
+		sa = (const struct sockaddr *)&sin;
+		len = sizeof(sin);
+		if (socket_listen(sa, len, 0, -1) == -1)
+			return -1;
+	}
+	if ((ls->fds = calloc(n, sizeof(int))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		ls->fds[i] = socket_listen(sa, len, ls->any, n > 1);
+		if (ls->fds[i] == -1 && i == 0 && errno == ENOPROTOOPT) {
+			/* No SO_REUSEPORT: the workers share one socket. */
+			ls->fds[0] = socket_listen(sa, len, ls->any, 0);
+			ls->nfds = ls->fds[0] == -1 ? 0 : 1;
+			return ls->fds[0] == -1 ? -1 : 0;
+		}
+		if (ls->fds[i] == -1)
+			return -1;
+		ls->nfds = i + 1;
+	}
+	return 0;
+}
+
 static void
-listeners_close(struct listener *ls, size_t n, int keep_open)
+listener_free(struct listener *ls)
+{
+	unsigned i;
+
+	for (i = 0; i < ls->nfds; i++)
+		if (ls->fds[i] != -1)
+			close(ls->fds[i]);
+	free(ls->fds);
+	free(ls->text);
+}
+
+static void
+listeners_free(struct listener *ls, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		if (ls[i].fd != -1 && !keep_open) {
-			loop_unwatch(main_loop, ls[i].fd);
-			close(ls[i].fd);
-		}
-		free(ls[i].text);
-	}
+	for (i = 0; i < n; i++)
+		listener_free(&ls[i]);
 	free(ls);
 }
 
-/*
- * Make the listeners of <cf>, keeping the sockets of the current ones
- * whose address is unchanged.  Returns 0 and swaps them in, or -1 after
- * logging why, with the current listeners untouched.
- */
-static int
-listeners_apply(const struct config *cf)
+static struct listener *
+listener_find(const struct listener *want)
 {
-	struct listener *ls;
+	size_t i;
+
+	for (i = 0; i < nlisteners; i++)
+		if (listeners[i].nfds > 0 && listeners[i].any == want->any &&
+		    listeners[i].addr_len == want->addr_len &&
+		    memcmp(&listeners[i].addr, &want->addr,
+		    want->addr_len) == 0)
+			return &listeners[i];
+	return NULL;
+}
+
+/*
+ * Build the listeners of <cf>, taking over the sockets of current ones
+ * with the same address.  Returns the new set, or NULL after logging
+ * why, with the current set as it was.
+ */
+static struct listener *
+listeners_build(const struct config *cf, unsigned n)
+{
+	struct listener *ls, *old;
 	size_t i, j;
 
-	if ((ls = calloc(cf->nlistens, sizeof(*ls))) == NULL) {
+	if ((ls = calloc(cf->nlistens + 1, sizeof(*ls))) == NULL) {
 		log_warn("listeners");
-		return -1;
+		return NULL;
 	}
 	for (i = 0; i < cf->nlistens; i++) {
-		ls[i].fd = -1;
 		ls[i].addr = cf->listens[i].addr;
 		ls[i].addr_len = cf->listens[i].addr_len;
 		ls[i].any = cf->listens[i].any;
-		ls[i].text = strdup(cf->listens[i].text);
-		for (j = 0; j < nlisteners; j++)
-			if (listeners[j].fd != -1 &&
-			    listeners[j].any == ls[i].any &&
-			    listeners[j].addr_len == ls[i].addr_len &&
-			    memcmp(&listeners[j].addr, &ls[i].addr,
-			    ls[i].addr_len) == 0) {
-				ls[i].fd = listeners[j].fd;
-				listeners[j].fd = -1;
-				break;
-			}
-		if (ls[i].fd == -1 &&
-		    (ls[i].fd = listener_open(&cf->listens[i])) == -1) {
+		if ((ls[i].text = strdup(cf->listens[i].text)) == NULL)
+			goto fail;
+		if ((old = listener_find(&ls[i])) != NULL) {
+			ls[i].fds = old->fds;
+			ls[i].nfds = old->nfds;
+			old->fds = NULL;
+			old->nfds = 0;
+		} else if (listener_open(&ls[i], n) == -1) {
 			log_warn("listen %s", cf->listens[i].text);
 			goto fail;
 		}
 	}
-	listeners_close(listeners, nlisteners, 0);
-	listeners = ls;
-	nlisteners = cf->nlistens;
-	if (accept_paused_until == 0)
-		listeners_watch(listeners, nlisteners);
-	return 0;
+	return ls;
 fail:
-	/* Hand the reused sockets back, close the new ones. */
-	for (i = 0; i < cf->nlistens; i++) {
-		for (j = 0; j < nlisteners && ls[i].fd != -1; j++)
-			if (listeners[j].fd == -1 &&
+	/* Hand the taken-over sockets back. */
+	for (i = 0; i < cf->nlistens; i++)
+		for (j = 0; j < nlisteners && ls[i].fds != NULL; j++)
+			if (listeners[j].nfds == 0 &&
 			    listeners[j].addr_len == ls[i].addr_len &&
 			    memcmp(&listeners[j].addr, &ls[i].addr,
 			    ls[i].addr_len) == 0) {
-				listeners[j].fd = ls[i].fd;
-				ls[i].fd = -1;
+				listeners[j].fds = ls[i].fds;
+				listeners[j].nfds = ls[i].nfds;
+				ls[i].fds = NULL;
+				ls[i].nfds = 0;
 			}
+	listeners_free(ls, cf->nlistens);
+	return NULL;
+}
+
+/* For each worker, the sockets it watches: one per listener. */
+static int **
+listeners_split(const struct listener *ls, size_t nl, unsigned n)
+{
+	int **fds;
+	unsigned i;
+	size_t j;
+
+	if ((fds = calloc(n, sizeof(*fds))) == NULL)
+		fatal("listeners");
+	for (i = 0; i < n; i++) {
+		if ((fds[i] = calloc(nl + 1, sizeof(int))) == NULL)
+			fatal("listeners");
+		for (j = 0; j < nl; j++)
+			fds[i][j] = ls[j].fds[ls[j].nfds > 1 ? i : 0];
 	}
-	listeners_close(ls, cf->nlistens, 0);
-	return -1;
+	return fds;
+}
+
+static void
+split_free(int **fds, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		free(fds[i]);
+	free(fds);
 }
 
 static void
@@ -196,7 +250,8 @@ config_announce(const struct config *cf, const char *what)
 	size_t i;
 
 	for (i = 0; i < nlisteners; i++)
-		log_info("listening on %s", listeners[i].text);
+		log_info("listening on %s (%u socket%s)", listeners[i].text,
+		    listeners[i].nfds, listeners[i].nfds == 1 ? "" : "s");
 	log_info("%s %s: %zu routes, default %s", what, cf->path,
 	    cf->nroutes, cf->nosni.nbackends ? cf->nosni.backends[0].text :
 	    "none");
@@ -224,7 +279,8 @@ static void
 reload(void)
 {
 	struct config *cf, *old = active_config;
-	int nerrors;
+	struct listener *ls;
+	int nerrors, **fds;
 
 	log_info("reloading %s", old->path);
 	if ((cf = config_load(old->path, &nerrors)) == NULL) {
@@ -233,13 +289,23 @@ reload(void)
 		    old->path);
 		return;
 	}
-	if (listeners_apply(cf) == -1) {
+	if ((ls = listeners_build(cf, nworkers)) == NULL) {
 		log_warnx("reload: keeping the running configuration");
 		config_unref(cf);
 		return;
 	}
+	if (config_workers(cf) != nworkers)
+		log_warnx("reload: the number of workers changes only at "
+		    "restart; keeping %u", nworkers);
 	control_apply(cf);
 	config_adopt_stats(cf, old);
+	fds = listeners_split(ls, cf->nlistens, nworkers);
+	workers_apply(cf, fds, cf->nlistens);
+	split_free(fds, nworkers);
+	/* No worker watches the old sockets any more. */
+	listeners_free(listeners, nlisteners);
+	listeners = ls;
+	nlisteners = cf->nlistens;
 	active_config = cf;
 	config_unref(old);
 	config_announce(cf, "reloaded");
@@ -259,12 +325,13 @@ static void
 stop_begin(void)
 {
 	stopping = 1;
-	listeners_close(listeners, nlisteners, 0);
+	workers_stop();
+	listeners_free(listeners, nlisteners);
 	listeners = NULL;
 	nlisteners = 0;
 	drain_deadline_ms = now_ms() + active_config->drain_ms;
 	log_info("stopping: %llu connections to finish within %llu ms",
-	    (unsigned long long)conn_active(),
+	    (unsigned long long)conn_open_total(),
 	    (unsigned long long)active_config->drain_ms);
 }
 
@@ -281,6 +348,14 @@ sig_event(int fd, int mask, void *arg)
 		else if ((c == SIGTERM || c == SIGINT) && !stopping)
 			stop_begin();
 	}
+}
+
+static void
+exit_event(int fd, int mask, void *arg)
+{
+	(void)fd;
+	(void)mask;
+	(void)arg;
 }
 
 static void
@@ -308,54 +383,99 @@ signals_init(void)
 		fatal("watch signals");
 }
 
-static void
-rlimit_raise(void)
+/*
+ * Raise the descriptor limit to its hard limit and derive how many
+ * clients fit: two descriptors each, after the listeners, the relay
+ * pipes and a reserve.
+ */
+static uint64_t
+limits_init(const struct config *cf, unsigned n)
 {
 	struct rlimit rl;
+	uint64_t fit, fixed;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		rl.rlim_cur = 1 << 20;
+	fixed = FD_RESERVE + (uint64_t)n * (cf->nlistens + 2) +
+	    (uint64_t)n * PIPES_PER_WORKER * 2;
+	fit = rl.rlim_cur > fixed + 2 ? (rl.rlim_cur - fixed) / 2 : 1;
+	if (cf->max_conns != 0 && cf->max_conns > fit)
+		log_warnx("max-connections %llu is over what %llu descriptors "
+		    "allow; using %llu", (unsigned long long)cf->max_conns,
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)fit);
+	else if (cf->max_conns != 0)
+		fit = cf->max_conns;
+	conn_limits(fit, PIPES_PER_WORKER);
+	log_info("%u worker%s, max-connections %llu (descriptor limit %llu)",
+	    n, n == 1 ? "" : "s", (unsigned long long)fit,
+	    (unsigned long long)rl.rlim_cur);
+	return fit;
 }
 
-/* Wait in the loop until a stop has drained; returns the exit status. */
+/* Serve until a stop has drained; returns the exit status. */
 static int
 main_run(void)
 {
 	uint64_t now;
-	int timeout, left;
+	int timeout;
 
 	for (;;) {
-		now = now_ms();
-		timeout = conn_timers_run(now);
-		if (accept_paused_until != 0 && !stopping) {
-			if (now >= accept_paused_until) {
-				accept_paused_until = 0;
-				listeners_watch(listeners, nlisteners);
-			} else if (timeout == -1 || (int)(accept_paused_until -
-			    now) < timeout)
-				timeout = (int)(accept_paused_until - now);
-		}
+		timeout = -1;
 		if (stopping) {
-			if (conn_active() == 0)
+			if (workers_done())
 				break;
-			if (now >= drain_deadline_ms) {
+			now = now_ms();
+			if (now >= drain_deadline_ms && drain_deadline_ms != 0) {
 				log_info("drain time is up: closing %llu "
 				    "connections", (unsigned long long)
-				    conn_active());
-				conn_drain_all();
-				break;
-			}
-			left = (int)(drain_deadline_ms - now);
-			if (timeout == -1 || left < timeout)
-				timeout = left;
+				    conn_open_total());
+				workers_drain();
+				drain_deadline_ms = 0;
+			} else if (drain_deadline_ms != 0)
+				timeout = (int)(drain_deadline_ms - now);
 		}
 		if (loop_once(main_loop, timeout) == -1 && errno != EINTR)
 			fatal("event loop");
 	}
+	workers_join();
 	log_info("stopped");
 	return 0;
+}
+
+static int
+serve(struct config *cf)
+{
+	unsigned n = config_workers(cf);
+	int **fds, rc;
+
+	config_ncells = n;
+	if ((main_loop = loop_new()) == NULL)
+		fatal("event loop");
+	signals_init();
+	limits_init(cf, n);
+	nworkers = n;
+	if ((listeners = listeners_build(cf, n)) == NULL)
+		fatalx("cannot listen; not starting");
+	nlisteners = cf->nlistens;
+	if (control_apply(cf) == -1)
+		fatalx("cannot open the control socket; not starting");
+	active_config = cf;
+	fds = listeners_split(listeners, nlisteners, n);
+	workers_start(n, cf, fds, nlisteners);
+	split_free(fds, n);
+	if (loop_watch(main_loop, workers_exit_fd(), LOOP_READ, exit_event,
+	    NULL) == -1)
+		fatal("watch workers");
+	config_announce(cf, "loaded");
+	rc = main_run();
+	control_close();
+	config_unref(active_config);
+	loop_free(main_loop);
+	return rc;
 }
 
 int
@@ -400,27 +520,12 @@ main(int argc, char *argv[])
 		if (cf->stats_path == NULL) {
 			fprintf(stderr, "snimux: %s has no 'stats' line, so "
 			    "the daemon has no control socket\n", path);
+			config_unref(cf);
 			return 1;
 		}
 		rc = control_client(cf->stats_path, argv[0]);
 		config_unref(cf);
 		return rc;
 	}
-
-	rlimit_raise();
-	if ((main_loop = loop_new()) == NULL)
-		fatal("event loop");
-	conn_init(main_loop);
-	signals_init();
-	if (listeners_apply(cf) == -1)
-		fatalx("cannot listen; not starting");
-	if (control_apply(cf) == -1)
-		fatalx("cannot open the control socket; not starting");
-	active_config = cf;
-	config_announce(cf, "loaded");
-	rc = main_run();
-	control_close();
-	config_unref(active_config);
-	loop_free(main_loop);
-	return rc;
+	return serve(cf);
 }

@@ -10,6 +10,8 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,17 +29,30 @@
 #define HELLO_MAX_LIMIT		(1024 * 1024)
 
 /*
+ * Counters are written by one worker each, without locks: every worker
+ * has its own cell in every row, and readers add the cells up.
+ */
+#define CTR_ADD(x, n)	atomic_store_explicit(&(x),			\
+	atomic_load_explicit(&(x), memory_order_relaxed) + (n),		\
+	memory_order_relaxed)
+#define CTR_GET(x)	atomic_load_explicit(&(x), memory_order_relaxed)
+
+struct stats_cell {
+	_Alignas(64) _Atomic uint64_t active;
+	_Atomic uint64_t	total;
+	_Atomic uint64_t	c2b_bytes;
+	_Atomic uint64_t	b2c_bytes;
+	_Atomic uint64_t	backend_failures;
+};
+
+/*
  * Counters of one route row.  A row outlives a reload when the new
  * configuration has a route with the same pattern; <refs> counts the
- * configurations and connections that hold it.
+ * configurations that hold it.
  */
 struct stats {
-	uint64_t	active;
-	uint64_t	total;
-	uint64_t	c2b_bytes;
-	uint64_t	b2c_bytes;
-	uint64_t	backend_failures;
-	unsigned	refs;
+	_Atomic unsigned	refs;
+	struct stats_cell	cell[];		/* one per worker */
 };
 
 /* Why a connection never reached a backend. */
@@ -48,10 +63,10 @@ enum hello_fail {
 	FAIL_TOO_LARGE,
 	FAIL_REFUSED,
 	FAIL_ABORTED,
+	FAIL_LIMIT,
 	FAIL_NREASONS
 };
 
-extern uint64_t hello_failures[FAIL_NREASONS];
 extern const char *const hello_fail_names[FAIL_NREASONS];
 
 struct backend {
@@ -95,8 +110,15 @@ struct config {
 	uint64_t		 idle_ms;
 	uint64_t		 drain_ms;
 	size_t			 hello_max;
-	unsigned		 refs;
+	int			 workers;	/* 0: one per CPU */
+	int			 relay;		/* RELAY_SPLICE or RELAY_COPY */
+	uint64_t		 max_conns;	/* 0: from the fd limit */
+	size_t			 ncells;	/* counter cells per row */
+	_Atomic unsigned	 refs;
 };
+
+#define RELAY_SPLICE	0
+#define RELAY_COPY	1
 
 /* backend_table.c */
 
@@ -128,6 +150,10 @@ void		 config_adopt_stats(struct config *, const struct config *);
 int		 config_parse_addr(const char *, int, struct sockaddr_storage *,
 		    socklen_t *, int *);
 void		 stats_unref(struct stats *);
+unsigned	 config_workers(const struct config *);
+uint64_t	 stats_sum(const struct stats *, size_t, size_t);
+
+extern unsigned	 config_ncells;
 void		 addr_format(const struct sockaddr *, char *, size_t);
 
 /* log.c */
@@ -157,12 +183,72 @@ uint64_t	 loop_now(const struct loop *);
 uint64_t	 now_ms(void);
 
 /* conn.c */
-void		 conn_init(struct loop *);
-int		 conn_accept(int, struct config *);
-int		 conn_timers_run(uint64_t);
-uint64_t	 conn_active(void);
-void		 conn_drain_all(void);
+#include <sys/queue.h>
 
+struct conn;
+TAILQ_HEAD(conn_list, conn);
+
+/* A pipe for the zero-copy relay, from a worker's pool. */
+struct relay_pipe {
+	int			 fd[2];
+	SLIST_ENTRY(relay_pipe)	 next;
+};
+SLIST_HEAD(pipe_list, relay_pipe);
+
+/*
+ * One thread with its own event loop, listening sockets and connections.
+ * The main thread hands it a new configuration or a stop through <mu>
+ * and a byte on <cmd>; only the worker touches the rest.
+ */
+struct worker {
+	pthread_t		 thread;
+	unsigned		 idx;
+	struct loop		*loop;
+	int			 cmd[2];	/* main -> worker pipe */
+	pthread_mutex_t		 mu;
+	struct config		*next_cf;	/* guarded by mu */
+	int			*next_lfds;	/* guarded by mu */
+	size_t			 next_nlfds;	/* guarded by mu */
+	int			 next_stop;	/* guarded by mu */
+
+	struct config		*cf;		/* for new connections */
+	int			*lfds;
+	size_t			 nlfds;
+	int			 stopping;
+	uint64_t		 accept_paused_until;
+	uint64_t		 now;
+	uint64_t		 nextid;
+	struct conn_list	 all;
+	struct conn_list	 timers[4];
+	uint8_t			*chunk;		/* copy relay buffer */
+	uint8_t			*scratch;	/* hello reassembly */
+	size_t			 scratch_size;
+	struct pipe_list	 pipes;		/* idle pipes */
+	size_t			 npipes_free;
+	size_t			 npipes_used;
+	_Atomic uint64_t	 nconns;
+	_Atomic uint64_t	 hello_failures[FAIL_NREASONS];
+};
+
+int		 conn_worker_init(struct worker *);
+void		 conn_worker_free(struct worker *);
+int		 conn_accept(struct worker *, int);
+int		 conn_timers_run(struct worker *, uint64_t);
+void		 conn_drain_all(struct worker *);
+uint64_t	 conn_open_total(void);
+void		 conn_limits(uint64_t, size_t);
+
+/* worker.c */
+extern struct worker	*workers;
+extern unsigned		 nworkers;
+
+int		 workers_start(unsigned, struct config *, int **, size_t);
+void		 workers_apply(struct config *, int **, size_t);
+void		 workers_stop(void);
+void		 workers_drain(void);
+int		 workers_done(void);
+void		 workers_join(void);
+int		 workers_exit_fd(void);
 
 /* control.c */
 int		 control_open(struct loop *, const char *);
