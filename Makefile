@@ -52,7 +52,7 @@ unit: $(UNIT)
 
 check: snimux $(UNIT)
 	sh tests/deps.sh
-	sh tests/run.sh $(UNIT) $(INTEG)
+	sh tests/run.sh tests/t_lint.sh $(UNIT) $(INTEG)
 
 demo: snimux
 	sh tests/demo.sh

@@ -196,7 +196,8 @@ backends_parse(struct parse *p, struct route *r, char **w, int n)
 	}
 	for (i = 0; i < n; i++) {
 		if (config_parse_addr(w[i], 0, &ss, &len, &any) == 0) {
-			if (backend_push(r, (struct sockaddr *)&ss, len) == -1) {
+			if (backend_push(r, (struct sockaddr *)&ss, len) ==
+			    -1) {
 				config_error(p, "out of memory");
 				return -1;
 			}

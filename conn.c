@@ -452,6 +452,11 @@ conn_hello_read(struct conn *c)
 		conn_fail(c, FAIL_NOT_TLS);
 		return;
 	case HELLO_INVALID:
+		/* A declared hello beyond the cap is too large, not bad. */
+		if (h.why == hello_why_scratch) {
+			conn_fail(c, FAIL_TOO_LARGE);
+			return;
+		}
 		log_debug("conn=%u.%llu invalid hello: %s at byte %zu",
 		    w->idx, (unsigned long long)c->id, h.why, h.off);
 		conn_fail(c, FAIL_INVALID);
@@ -874,7 +879,8 @@ conn_timers_run(struct worker *w, uint64_t now)
 		while ((c = TAILQ_FIRST(&w->timers[q])) != NULL &&
 		    c->deadline_ms <= now) {
 			/* Idle deadlines move with traffic; requeue those. */
-			if (q == Q_IDLE && c->active_ms + c->cf->idle_ms > now) {
+			if (q == Q_IDLE &&
+			    c->active_ms + c->cf->idle_ms > now) {
 				timer_set(c, Q_IDLE, c->active_ms +
 				    c->cf->idle_ms - now);
 				continue;

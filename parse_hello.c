@@ -54,6 +54,8 @@
 #define SSLV2_HDR_LEN		2
 #define SSLV2_FIXED_LEN		9
 
+const char hello_why_scratch[] = "hello larger than scratch";
+
 #define WHY_NOT_TLS		"not a TLS record or SSLv2 hello"
 
 /* A read position and the end of the block it may not pass. */
@@ -451,8 +453,7 @@ hs_head(struct hello_scan *scan, const uint8_t *buf, size_t off,
 		return HELLO_NEED_MORE;
 	need += HS_HDR_LEN;
 	if (need > get16(buf + 3) && need > scratch_size)
-		return fail(out, HELLO_INVALID, "hello larger than scratch",
-		    len_off);
+		return fail(out, HELLO_INVALID, hello_why_scratch, len_off);
 	scan->hs_need = need;
 	return HELLO_NEED_MORE;
 }

@@ -53,6 +53,13 @@ struct hello {
 	size_t		 off;		/* input offset of that check */
 };
 
+/*
+ * The <why> of a hello whose declared size is over the scratch size the
+ * caller gave: the caller can tell "too large" from "malformed" with a
+ * pointer comparison.
+ */
+extern const char hello_why_scratch[];
+
 void	hello_init(struct hello_scan *);
 enum hello_result hello_parse(struct hello_scan *, const uint8_t *, size_t,
 	    uint8_t *, size_t, struct hello *);

@@ -19,7 +19,8 @@ static int harness_failed;
 	printf(__VA_ARGS__);						\
 	printf("\n");							\
 	if (!ok_c_) {							\
-		printf("#   at %s:%d: %s\n", __FILE__, __LINE__, #cond);	\
+		printf("#   at %s:%d: %s\n", __FILE__, __LINE__,	\
+		    #cond);						\
 		harness_failed++;					\
 	}								\
 } while (0)
