@@ -46,13 +46,20 @@ tests/t_table: tests/t_table.c backend_table.c snimux.h tests/harness.h
 tests/t_config: tests/t_config.c config.c backend_table.c log.c snimux.h \
 		tests/harness.h
 	$(CC) $(ALL_CFLAGS) -o $@ tests/t_config.c config.c backend_table.c \
-	    log.c
+	    log.c $(LDLIBS)
 
 unit: $(UNIT)
 
 check: snimux $(UNIT)
 	sh tests/deps.sh
 	sh tests/run.sh tests/t_lint.sh $(UNIT) $(INTEG)
+
+# The whole suite again on a clang build with AddressSanitizer and UBSan.
+check-asan:
+	$(MAKE) clean
+	$(MAKE) CC=clang SANITIZE=address,undefined TEST_LOGS=tests/logs/asan \
+	    check
+	rm -f snimux $(OBJS) $(UNIT)
 
 demo: snimux
 	sh tests/demo.sh
@@ -73,4 +80,4 @@ clean:
 	rm -f snimux $(OBJS) $(UNIT)
 	rm -rf tests/logs
 
-.PHONY: all unit check demo install lint clean
+.PHONY: all unit check check-asan demo install lint clean

@@ -87,6 +87,7 @@ const char *const hello_fail_names[FAIL_NREASONS] = {
 };
 
 static _Atomic uint64_t	conn_open;	/* client connections, all workers */
+static _Atomic uint64_t	conn_ids;	/* the last connection number */
 static uint64_t		conn_max = UINT64_MAX;
 static size_t		pipes_max = 64;
 
@@ -276,9 +277,9 @@ conn_close(struct conn *c, const char *end)
 	if (c->err_op != NULL)
 		snprintf(errtext, sizeof(errtext), " err=\"%s: %s\"",
 		    c->err_op, strerror(c->err));
-	log_info("conn=%u.%llu client=%s sni=%s route=%s backend=%s "
-	    "c2b=%llu b2c=%llu ms=%llu end=%s%s", w->idx,
-	    (unsigned long long)c->id, client, c->sni ? c->sni : "-",
+	log_info("conn=%llu client=%s sni=%s route=%s backend=%s "
+	    "c2b=%llu b2c=%llu ms=%llu end=%s%s", (unsigned long long)c->id,
+	    client, c->sni ? c->sni : "-",
 	    c->route ? c->route->pattern : "-", backend,
 	    (unsigned long long)c->bytes[C2B],
 	    (unsigned long long)c->bytes[B2C],
@@ -345,7 +346,7 @@ conn_route(struct conn *c, enum hello_result r, const struct hello *h)
 	c->route = rt;
 	CTR_ADD(conn_cell(c)->total, 1);
 	if (rt->refuse || rt->nbackends == 0) {
-		/* RFC 8446 section 6.2: unrecognized_name or handshake_failure. */
+		/* RFC 8446 section 6.2: unrecognized_name, handshake_failure */
 		conn_refuse(c, h->record_version,
 		    r == HELLO_SNI ? 112 : 40);
 		return;
@@ -457,8 +458,8 @@ conn_hello_read(struct conn *c)
 			conn_fail(c, FAIL_TOO_LARGE);
 			return;
 		}
-		log_debug("conn=%u.%llu invalid hello: %s at byte %zu",
-		    w->idx, (unsigned long long)c->id, h.why, h.off);
+		log_debug("conn=%llu invalid hello: %s at byte %zu",
+		    (unsigned long long)c->id, h.why, h.off);
 		conn_fail(c, FAIL_INVALID);
 		return;
 	case HELLO_SNI:
@@ -474,9 +475,8 @@ conn_backend_failed(struct conn *c, const char *op, int err)
 	CTR_ADD(conn_cell(c)->backend_failures, 1);
 	c->err_op = op;
 	c->err = err;
-	log_info("conn=%u.%llu backend=%s %s: %s", c->w->idx,
-	    (unsigned long long)c->id, c->route->backends[c->backend].text,
-	    op, strerror(err));
+	log_info("conn=%llu backend=%s %s: %s", (unsigned long long)c->id,
+	    c->route->backends[c->backend].text, op, strerror(err));
 	loop_unwatch(c->w->loop, c->bfd);
 	close(c->bfd);
 	c->bfd = -1;
@@ -787,7 +787,8 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa,
 		return;
 	}
 	c->w = w;
-	c->id = ++w->nextid;
+	c->id = atomic_fetch_add_explicit(&conn_ids, 1,
+	    memory_order_relaxed) + 1;
 	c->cfd = fd;
 	c->bfd = -1;
 	c->start_ms = w->now;

@@ -55,6 +55,11 @@ usage(void)
 	exit(1);
 }
 
+/*
+ * A listening socket for <sa>, with SO_REUSEPORT when <reuse> is 1.
+ * With <reuse> -1, only check that the address is free: bind, close and
+ * return 0.  -1 with errno set on failure.
+ */
 static int
 socket_listen(const struct sockaddr *sa, socklen_t len, int any, int reuse)
 {
@@ -66,7 +71,7 @@ socket_listen(const struct sockaddr *sa, socklen_t len, int any, int reuse)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
 		goto fail;
-	if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+	if (reuse > 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
 	    sizeof(one)) == -1)
 		goto fail;
 	if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
@@ -252,9 +257,9 @@ config_announce(const struct config *cf, const char *what)
 	for (i = 0; i < nlisteners; i++)
 		log_info("listening on %s (%u socket%s)", listeners[i].text,
 		    listeners[i].nfds, listeners[i].nfds == 1 ? "" : "s");
-	log_info("%s %s: %zu routes, default %s", what, cf->path,
+	log_info("%s %s: %zu routes, default %s, relay %s", what, cf->path,
 	    cf->nroutes, cf->nosni.nbackends ? cf->nosni.backends[0].text :
-	    "none");
+	    "none", cf->relay == RELAY_COPY ? "copy" : "splice");
 }
 
 static int
@@ -429,7 +434,8 @@ main_run(void)
 			if (workers_done())
 				break;
 			now = now_ms();
-			if (now >= drain_deadline_ms && drain_deadline_ms != 0) {
+			if (drain_deadline_ms != 0 &&
+			    now >= drain_deadline_ms) {
 				log_info("drain time is up: closing %llu "
 				    "connections", (unsigned long long)
 				    conn_open_total());

@@ -217,7 +217,6 @@ struct worker {
 	int			 stopping;
 	uint64_t		 accept_paused_until;
 	uint64_t		 now;
-	uint64_t		 nextid;
 	struct conn_list	 all;
 	struct conn_list	 timers[4];
 	uint8_t			*chunk;		/* copy relay buffer */

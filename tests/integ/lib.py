@@ -499,6 +499,10 @@ class Snimux:
             f.write("stats %s\n" % self.ctlsock)
             for line in lines:
                 f.write(line + "\n")
+            # Lines every test daemon gets, such as "relay copy".
+            for line in os.environ.get("SNIMUX_EXTRA_CONF", "").split(";"):
+                if line.strip():
+                    f.write(line.strip() + "\n")
 
     def launch(self):
         """Start the daemon without waiting for it; returns the Popen."""
