@@ -10,6 +10,8 @@
 #include <arpa/inet.h>
 
 #include <ctype.h>
+#include <grp.h>
+#include <pwd.h>
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
@@ -281,6 +283,16 @@ do_default(struct parse *p, char **w, int n)
 }
 
 static void
+do_nottls(struct parse *p, char **w, int n)
+{
+	if (p->cf->nottls.nbackends > 0) {
+		config_error(p, "duplicate 'not-tls'");
+		return;
+	}
+	backends_parse(p, &p->cf->nottls, w, n);
+}
+
+static void
 do_listen(struct parse *p, char **w, int n)
 {
 	struct config *cf = p->cf;
@@ -471,13 +483,46 @@ do_max_conns(struct parse *p, char **w, int n)
 		config_error(p, "usage: max-connections auto|NUMBER");
 }
 
+static int
+user_lookup(struct parse *p, const char *name, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw;
+
+	if ((pw = getpwnam(name)) == NULL) {
+		config_error(p, "unknown user '%s'", name);
+		return -1;
+	}
+	*uid = pw->pw_uid;
+	if (gid != NULL)
+		*gid = pw->pw_gid;
+	return 0;
+}
+
+static int
+group_lookup(struct parse *p, const char *name, gid_t *gid)
+{
+	struct group *gr;
+
+	if ((gr = getgrnam(name)) == NULL) {
+		config_error(p, "unknown group '%s'", name);
+		return -1;
+	}
+	*gid = gr->gr_gid;
+	return 0;
+}
+
+/* stats PATH [mode OCTAL] [owner USER] [group GROUP] */
 static void
 do_stats(struct parse *p, char **w, int n)
 {
 	struct config *cf = p->cf;
+	unsigned long mode;
+	char *ep;
+	int i;
 
-	if (n != 1) {
-		config_error(p, "usage: stats PATH");
+	if (n < 1 || n % 2 == 0) {
+		config_error(p, "usage: stats PATH [mode OCTAL] [owner USER] "
+		    "[group GROUP]");
 		return;
 	}
 	if (cf->stats_path != NULL) {
@@ -488,8 +533,71 @@ do_stats(struct parse *p, char **w, int n)
 		config_error(p, "stats path too long (at most 99 bytes)");
 		return;
 	}
+	for (i = 1; i < n; i += 2) {
+		if (strcmp(w[i], "mode") == 0) {
+			errno = 0;
+			mode = strtoul(w[i + 1], &ep, 8);
+			if (errno != 0 || *ep != '\0' || mode > 0777 ||
+			    !isdigit((unsigned char)w[i + 1][0])) {
+				config_error(p, "invalid mode '%s': want an "
+				    "octal number such as 0660", w[i + 1]);
+				return;
+			}
+			cf->stats_mode = (int)mode;
+		} else if (strcmp(w[i], "owner") == 0) {
+			if (user_lookup(p, w[i + 1], &cf->stats_uid, NULL) ==
+			    -1)
+				return;
+		} else if (strcmp(w[i], "group") == 0) {
+			if (group_lookup(p, w[i + 1], &cf->stats_gid) == -1)
+				return;
+		} else {
+			config_error(p, "unknown stats option '%s': want "
+			    "mode, owner or group", w[i]);
+			return;
+		}
+	}
 	if ((cf->stats_path = strdup(w[0])) == NULL)
 		config_error(p, "out of memory");
+}
+
+static void
+do_user(struct parse *p, char **w, int n)
+{
+	struct config *cf = p->cf;
+	gid_t gid;
+
+	if (n != 1) {
+		config_error(p, "usage: user NAME");
+		return;
+	}
+	if (cf->user != NULL) {
+		config_error(p, "duplicate 'user'");
+		return;
+	}
+	if (user_lookup(p, w[0], &cf->uid, &gid) == -1)
+		return;
+	if (!cf->has_group)
+		cf->gid = gid;
+	if ((cf->user = strdup(w[0])) == NULL)
+		config_error(p, "out of memory");
+}
+
+static void
+do_group(struct parse *p, char **w, int n)
+{
+	struct config *cf = p->cf;
+
+	if (n != 1) {
+		config_error(p, "usage: group NAME");
+		return;
+	}
+	if (cf->has_group) {
+		config_error(p, "duplicate 'group'");
+		return;
+	}
+	if (group_lookup(p, w[0], &cf->gid) == 0)
+		cf->has_group = 1;
 }
 
 static void
@@ -528,6 +636,12 @@ config_line(struct parse *p, char *s)
 		do_timeout(p, w + 1, n - 1);
 	else if (strcmp(w[0], "hello-max-size") == 0)
 		do_hello_max(p, w + 1, n - 1);
+	else if (strcmp(w[0], "not-tls") == 0)
+		do_nottls(p, w + 1, n - 1);
+	else if (strcmp(w[0], "user") == 0)
+		do_user(p, w + 1, n - 1);
+	else if (strcmp(w[0], "group") == 0)
+		do_group(p, w + 1, n - 1);
 	else if (strcmp(w[0], "workers") == 0)
 		do_workers(p, w + 1, n - 1);
 	else if (strcmp(w[0], "relay") == 0)
@@ -619,6 +733,10 @@ config_rows(struct config *cf)
 	if ((cf->nosni.stats = stats_new(cf->ncells)) == NULL ||
 	    (cf->unknown.stats = stats_new(cf->ncells)) == NULL)
 		return -1;
+	if (cf->nottls.nbackends > 0 &&
+	    ((cf->nottls.pattern = strdup("(not-tls)")) == NULL ||
+	    (cf->nottls.stats = stats_new(cf->ncells)) == NULL))
+		return -1;
 	for (i = 0; i < cf->nroutes; i++)
 		if ((cf->routes[i].stats = stats_new(cf->ncells)) == NULL)
 			return -1;
@@ -638,6 +756,9 @@ config_new(const char *path)
 	cf->idle_ms = DEFAULT_IDLE_MS;
 	cf->drain_ms = DEFAULT_DRAIN_MS;
 	cf->hello_max = DEFAULT_HELLO_MAX;
+	cf->stats_mode = 0660;
+	cf->stats_uid = (uid_t)-1;
+	cf->stats_gid = (gid_t)-1;
 	if ((cf->path = strdup(path)) == NULL) {
 		free(cf);
 		return NULL;
@@ -718,6 +839,8 @@ config_unref(struct config *cf)
 		route_clear(&cf->routes[i]);
 	route_clear(&cf->nosni);
 	route_clear(&cf->unknown);
+	route_clear(&cf->nottls);
+	free(cf->user);
 	free(cf->routes);
 	for (i = 0; i < cf->nlistens; i++)
 		free(cf->listens[i].text);
@@ -766,6 +889,8 @@ config_adopt_stats(struct config *cf, const struct config *old)
 
 	stats_share(&cf->nosni, &old->nosni);
 	stats_share(&cf->unknown, &old->unknown);
+	if (cf->nottls.stats != NULL && old->nottls.stats != NULL)
+		stats_share(&cf->nottls, &old->nottls);
 	a = calloc(cf->nroutes + 1, sizeof(*a));
 	b = calloc(old->nroutes + 1, sizeof(*b));
 	if (a == NULL || b == NULL) {
@@ -809,4 +934,28 @@ stats_sum(const struct stats *st, size_t ncells, size_t field)
 		sum += CTR_GET(*v);
 	}
 	return sum;
+}
+
+/* Rows of counters: the routes, then (no-sni), (unknown), (not-tls). */
+size_t
+config_nrows(const struct config *cf)
+{
+	return cf->nroutes + 2 + (cf->nottls.stats != NULL);
+}
+
+/* Row <i> of config_nrows(). */
+struct route *
+config_row(const struct config *cf, size_t i)
+{
+	const struct route *r;
+
+	if (i < cf->nroutes)
+		r = &cf->routes[i];
+	else if (i == cf->nroutes)
+		r = &cf->nosni;
+	else if (i == cf->nroutes + 1)
+		r = &cf->unknown;
+	else
+		r = &cf->nottls;
+	return (struct route *)(uintptr_t)r;
 }

@@ -324,6 +324,18 @@ conn_refuse(struct conn *c, unsigned version, uint8_t desc)
 	conn_watch(c);
 }
 
+/* Count the connection on route <rt> and connect to its backends. */
+static void
+conn_forward(struct conn *c, struct route *rt)
+{
+	c->route = rt;
+	if (rt == &c->cf->nottls)
+		CTR_ADD(conn_cell(c)->total, 1);
+	CTR_ADD(conn_cell(c)->active, 1);
+	c->backend = 0;
+	conn_connect_next(c);
+}
+
 /* Pick the route for a complete hello and start on its first backend. */
 static void
 conn_route(struct conn *c, enum hello_result r, const struct hello *h)
@@ -351,9 +363,7 @@ conn_route(struct conn *c, enum hello_result r, const struct hello *h)
 		    r == HELLO_SNI ? 112 : 40);
 		return;
 	}
-	CTR_ADD(conn_cell(c)->active, 1);
-	c->backend = 0;
-	conn_connect_next(c);
+	conn_forward(c, rt);
 }
 
 static struct buf *
@@ -450,7 +460,11 @@ conn_hello_read(struct conn *c)
 			conn_fail(c, FAIL_TOO_LARGE);
 		return;
 	case HELLO_NOT_TLS:
-		conn_fail(c, FAIL_NOT_TLS);
+		if (c->cf->nottls.nbackends == 0) {
+			conn_fail(c, FAIL_NOT_TLS);
+			return;
+		}
+		conn_forward(c, &c->cf->nottls);
 		return;
 	case HELLO_INVALID:
 		/* A declared hello beyond the cap is too large, not bad. */

@@ -114,10 +114,8 @@ control_stats(struct out *o, const struct config *cf)
 	out_printf(o, "%-*s %8s %10s %17s %17s %10s\n", width, "route",
 	    "active", "total", "client_to_backend", "backend_to_client",
 	    "failures");
-	for (n = 0; n < cf->nroutes; n++)
-		stats_row(o, cf, &cf->routes[n], width);
-	stats_row(o, cf, &cf->nosni, width);
-	stats_row(o, cf, &cf->unknown, width);
+	for (n = 0; n < config_nrows(cf); n++)
+		stats_row(o, cf, config_row(cf, n), width);
 	out_printf(o, "\nhello failures:");
 	for (i = 0; i < FAIL_NREASONS; i++)
 		out_printf(o, " %s=%llu", hello_fail_names[i],
@@ -147,11 +145,8 @@ metrics_series(struct out *o, const struct config *cf, const char *name,
 	const struct route *r;
 	size_t n;
 
-	for (n = 0; n < cf->nroutes + 2; n++) {
-		if (n < cf->nroutes)
-			r = &cf->routes[n];
-		else
-			r = n == cf->nroutes ? &cf->nosni : &cf->unknown;
+	for (n = 0; n < config_nrows(cf); n++) {
+		r = config_row(cf, n);
 		out_printf(o, "%s{route=\"", name);
 		metrics_label(o, r->pattern);
 		out_printf(o, "\"%s} %llu\n", extra, (unsigned long long)
@@ -302,12 +297,14 @@ control_sockaddr(const char *path, struct sockaddr_un *sun)
 }
 
 /*
- * Listen on the control socket <path> with mode 0660, replacing a stale
- * socket file that no daemon answers on.  Returns 0, or -1 with errno
- * set (EADDRINUSE when a running daemon answers on it).
+ * Listen on the control socket <path> with <mode>, owned by <uid> and
+ * <gid> ((uid_t)-1 and (gid_t)-1 leave them), replacing a stale socket
+ * file that no daemon answers on.  Returns 0, or -1 with errno set
+ * (EADDRINUSE when a running daemon answers on it).
  */
 int
-control_open(struct loop *l, const char *path)
+control_open(struct loop *l, const char *path, int mode, uid_t uid,
+    gid_t gid)
 {
 	struct sockaddr_un sun;
 	struct stat st;
@@ -338,7 +335,9 @@ control_open(struct loop *l, const char *path)
 		goto fail;
 	}
 	umask(old);
-	if (chmod(path, 0660) == -1 || listen(fd, 16) == -1 ||
+	if (chmod(path, (mode_t)mode) == -1 ||
+	    ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+	    chown(path, uid, gid) == -1) || listen(fd, 16) == -1 ||
 	    loop_watch(l, fd, LOOP_READ, control_accept, NULL) == -1) {
 		unlink(path);
 		goto fail;

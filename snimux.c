@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,7 +274,8 @@ control_apply(const struct config *cf)
 	}
 	if (cur != NULL && strcmp(cur, cf->stats_path) == 0)
 		return 0;
-	if (control_open(main_loop, cf->stats_path) == -1) {
+	if (control_open(main_loop, cf->stats_path, cf->stats_mode,
+	    cf->stats_uid, cf->stats_gid) == -1) {
 		log_warn("control socket %s", cf->stats_path);
 		return -1;
 	}
@@ -409,10 +411,11 @@ limits_init(const struct config *cf, unsigned n)
 	    (uint64_t)n * PIPES_PER_WORKER * 2;
 	fit = rl.rlim_cur > fixed + 2 ? (rl.rlim_cur - fixed) / 2 : 1;
 	if (cf->max_conns != 0 && cf->max_conns > fit)
-		log_warnx("max-connections %llu is over what %llu descriptors "
-		    "allow; using %llu", (unsigned long long)cf->max_conns,
-		    (unsigned long long)rl.rlim_cur, (unsigned long long)fit);
-	else if (cf->max_conns != 0)
+		log_warnx("max-connections %llu is over the %llu that %llu "
+		    "descriptors allow: accepting pauses when they run out",
+		    (unsigned long long)cf->max_conns, (unsigned long long)fit,
+		    (unsigned long long)rl.rlim_cur);
+	if (cf->max_conns != 0)
 		fit = cf->max_conns;
 	conn_limits(fit, PIPES_PER_WORKER);
 	log_info("%u worker%s, max-connections %llu (descriptor limit %llu)",
@@ -452,6 +455,25 @@ main_run(void)
 	return 0;
 }
 
+/*
+ * Give up root for the user and group of the configuration, once the
+ * listeners and the control socket are open and before any client.
+ */
+static void
+privileges_drop(const struct config *cf)
+{
+	if (cf->user == NULL && !cf->has_group)
+		return;
+	if (setgroups(1, &cf->gid) == -1 || setgid(cf->gid) == -1)
+		fatal("group %u", (unsigned)cf->gid);
+	if (cf->user != NULL && setuid(cf->uid) == -1)
+		fatal("user %s", cf->user);
+	if (cf->user != NULL && cf->uid != 0 && setuid(0) != -1)
+		fatalx("user %s: root could be taken back", cf->user);
+	log_info("running as user %s, group %u",
+	    cf->user ? cf->user : "(unchanged)", (unsigned)cf->gid);
+}
+
 static int
 serve(struct config *cf)
 {
@@ -469,6 +491,7 @@ serve(struct config *cf)
 	nlisteners = cf->nlistens;
 	if (control_apply(cf) == -1)
 		fatalx("cannot open the control socket; not starting");
+	privileges_drop(cf);
 	active_config = cf;
 	fds = listeners_split(listeners, nlisteners, n);
 	workers_start(n, cf, fds, nlisteners);

@@ -101,10 +101,18 @@ struct config {
 	size_t			 nroutes;
 	struct route		 nosni;		/* row "(no-sni)" */
 	struct route		 unknown;	/* row "(unknown)" */
+	struct route		 nottls;	/* row "(not-tls)", if set */
 	struct table		*table;		/* pattern -> struct route */
 	struct listen_conf	*listens;
 	size_t			 nlistens;
 	char			*stats_path;
+	int			 stats_mode;
+	uid_t			 stats_uid;	/* (uid_t)-1: unchanged */
+	gid_t			 stats_gid;	/* (gid_t)-1: unchanged */
+	char			*user;		/* drop root to this user */
+	uid_t			 uid;
+	gid_t			 gid;
+	int			 has_group;	/* gid from "group" */
 	uint64_t		 hello_ms;
 	uint64_t		 connect_ms;
 	uint64_t		 idle_ms;
@@ -151,6 +159,8 @@ int		 config_parse_addr(const char *, int, struct sockaddr_storage *,
 		    socklen_t *, int *);
 void		 stats_unref(struct stats *);
 unsigned	 config_workers(const struct config *);
+size_t		 config_nrows(const struct config *);
+struct route	*config_row(const struct config *, size_t);
 uint64_t	 stats_sum(const struct stats *, size_t, size_t);
 
 extern unsigned	 config_ncells;
@@ -250,7 +260,7 @@ void		 workers_join(void);
 int		 workers_exit_fd(void);
 
 /* control.c */
-int		 control_open(struct loop *, const char *);
+int		 control_open(struct loop *, const char *, int, uid_t, gid_t);
 void		 control_close(void);
 const char	*control_current(void);
 int		 control_client(const char *, const char *);

@@ -90,7 +90,12 @@ test_good(void)
 	    "timeout drain 1h\n"
 	    "hello-max-size 16k\n"
 	    "no-sni refuse\n"
-	    "unknown-sni default\n", &nerrors);
+	    "unknown-sni default\n"
+	    "workers 3\n"
+	    "relay copy\n"
+	    "max-connections 500\n"
+	    "not-tls 127.0.0.1:9006\n"
+	    "user nobody\n", &nerrors);
 	ok(cf != NULL, "a full configuration loads");
 	if (cf == NULL) {
 		printf("#   %s", err_text);
@@ -115,6 +120,14 @@ test_good(void)
 	EXPECT_EQ(cf->hello_max, 16384, "hello-max-size");
 	EXPECT_EQ(cf->nosni.refuse, 1, "no-sni refuse");
 	EXPECT_EQ(cf->unknown.refuse, 0, "unknown-sni default");
+	EXPECT_EQ(cf->workers, 3, "workers");
+	EXPECT_EQ(cf->relay, RELAY_COPY, "relay copy");
+	EXPECT_EQ(cf->max_conns, 500, "max-connections");
+	EXPECT_EQ(cf->stats_mode, 0660, "control socket mode defaults to 0660");
+	EXPECT_STR(cf->nottls.pattern, "(not-tls)", "(not-tls) row");
+	EXPECT_EQ(config_nrows(cf), 6, "rows: 3 routes and 3 fixed");
+	EXPECT_STR(cf->user, "nobody", "user");
+	EXPECT_EQ(cf->uid, 65534, "user's uid");
 	r = table_lookup(cf->table, "A.EXAMPLE.NET.", 14);
 	ok(r == &cf->routes[1], "table routes by pattern");
 	EXPECT_STR(cf->nosni.pattern, "(no-sni)", "(no-sni) row");
@@ -227,6 +240,31 @@ test_errors(void)
 	expect_error(buf, 3, "duplicate 'stats'");
 	snprintf(buf, sizeof(buf), "%sstats\n", L);
 	expect_error(buf, 2, "usage: stats PATH");
+	snprintf(buf, sizeof(buf), "%sstats /a mode 999\n", L);
+	expect_error(buf, 2, "invalid mode '999'");
+	snprintf(buf, sizeof(buf), "%sstats /a owner no-such-user-x\n", L);
+	expect_error(buf, 2, "unknown user 'no-such-user-x'");
+	snprintf(buf, sizeof(buf), "%sstats /a colour red\n", L);
+	expect_error(buf, 2, "unknown stats option 'colour'");
+	snprintf(buf, sizeof(buf), "%sstats /a mode\n", L);
+	expect_error(buf, 2, "usage: stats PATH [mode OCTAL]");
+	snprintf(buf, sizeof(buf), "%suser\n", L);
+	expect_error(buf, 2, "usage: user NAME");
+	snprintf(buf, sizeof(buf), "%suser no-such-user-x\n", L);
+	expect_error(buf, 2, "unknown user 'no-such-user-x'");
+	snprintf(buf, sizeof(buf), "%sgroup no-such-group-x\n", L);
+	expect_error(buf, 2, "unknown group 'no-such-group-x'");
+	snprintf(buf, sizeof(buf), "%snot-tls\n", L);
+	expect_error(buf, 2, "missing backend address");
+	snprintf(buf, sizeof(buf), "%snot-tls 127.0.0.1:1\n"
+	    "not-tls 127.0.0.1:2\n", L);
+	expect_error(buf, 3, "duplicate 'not-tls'");
+	snprintf(buf, sizeof(buf), "%sworkers 0\n", L);
+	expect_error(buf, 2, "usage: workers auto|1..64");
+	snprintf(buf, sizeof(buf), "%srelay fast\n", L);
+	expect_error(buf, 2, "usage: relay splice|copy");
+	snprintf(buf, sizeof(buf), "%smax-connections -1\n", L);
+	expect_error(buf, 2, "usage: max-connections auto|NUMBER");
 }
 
 static void

@@ -504,18 +504,24 @@ class Snimux:
                 if line.strip():
                     f.write(line.strip() + "\n")
 
-    def launch(self):
-        """Start the daemon without waiting for it; returns the Popen."""
+    def launch(self, nofile=None):
+        """Start the daemon without waiting for it; returns the Popen.
+        nofile: the descriptor limit (RLIMIT_NOFILE) it starts with."""
+        def limit():
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         with open(self.logpath, "ab") as f:
             self.proc = subprocess.Popen([SNIMUX, "-c", self.conf],
                                          stdin=subprocess.DEVNULL,
-                                         stdout=f, stderr=f)
+                                         stdout=f, stderr=f,
+                                         preexec_fn=limit if nofile
+                                         else None)
         defer(self._reap)
         return self.proc
 
-    def start(self, timeout=10):
+    def start(self, timeout=10, nofile=None):
         """Start the daemon and wait until the control socket answers."""
-        self.launch()
+        self.launch(nofile=nofile)
 
         def ready():
             if self.proc.poll() is not None:
@@ -570,12 +576,88 @@ class Snimux:
         with open(self.logpath, errors="replace") as f:
             return f.read()
 
+    def fds(self):
+        """Descriptors the daemon holds now (None once it is gone)."""
+        return proc_fds(self.proc.pid)
+
+    def rss_kib(self):
+        """The daemon's resident set (VmRSS) in KiB, or None."""
+        return proc_rss_kib(self.proc.pid)
+
+    def cpu_ticks(self):
+        """utime + stime of the daemon, in clock ticks, or None."""
+        return proc_cpu_ticks(self.proc.pid)
+
+    def hello_failures(self):
+        """{reason: count} of every hello_failures_total series."""
+        found = self.metrics().series("snimux_hello_failures_total")
+        return {dict(lab).get("reason"): v for lab, v in found.items()}
+
     def log_tail(self, n=20):
         try:
             with open(self.logpath, errors="replace") as f:
                 return f.readlines()[-n:]
         except OSError:
             return []
+
+# ------------------------------------------------------- process figures
+
+
+def proc_fds(pid):
+    """Number of descriptors process pid holds, from /proc; None when
+    it is gone."""
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return None
+
+
+def proc_rss_kib(pid):
+    """VmRSS of process pid in KiB, from /proc/PID/status; None when it
+    is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def proc_cpu_ticks(pid):
+    """utime + stime of process pid (all its threads) in clock ticks;
+    None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name may hold blanks: fields start after the last ")".
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_share(pid, seconds):
+    """Share of one core process pid used over the next seconds (0.0 to
+    nproc); None when it went away meanwhile."""
+    hz = os.sysconf("SC_CLK_TCK")
+    t0, c0 = time.monotonic(), proc_cpu_ticks(pid)
+    time.sleep(seconds)
+    t1, c1 = time.monotonic(), proc_cpu_ticks(pid)
+    if c0 is None or c1 is None:
+        return None
+    return (c1 - c0) / hz / (t1 - t0)
+
+
+def sanitized():
+    """True when the snimux under test is built with AddressSanitizer
+    (it then needs more memory and time)."""
+    try:
+        with open(SNIMUX, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
 
 # ---------------------------------------------------------------- clients
 
@@ -696,6 +778,16 @@ def corpus():
         case["name"] = base
         cases.append(case)
     return cases
+
+
+def corpus_case(name):
+    """The corpus case called name (see corpus())."""
+    with open(os.path.join(CORPUS, name + ".json")) as f:
+        case = json.load(f)
+    with open(os.path.join(CORPUS, name + ".bin"), "rb") as f:
+        case["bin"] = f.read()
+    case["name"] = name
+    return case
 
 
 def route_name(sni):
