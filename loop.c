@@ -16,6 +16,7 @@
 
 struct loop_slot {
 	int		 mask;
+	uint32_t	 gen;		/* changes each time it is dropped */
 	loop_cb		 cb;
 	void		*arg;
 };
@@ -32,9 +33,17 @@ struct loop {
 /*
  * Each backend provides: poller_init (create the poller and its result
  * array), poller_set (change a descriptor's interest from one mask to
- * another), poller_wait (fill <fired> with (fd, mask) pairs, return how
- * many) and poller_free.
+ * another, tagging its events with the slot's generation), poller_wait
+ * (fill <fired>, return how many) and poller_free.  The generation lets
+ * the loop drop an event that was pending for a descriptor closed and
+ * reused by an earlier callback of the same batch.
  */
+struct loop_fired {
+	int		 fd;
+	int		 mask;
+	uint32_t	 gen;
+};
+
 #if HAVE_EPOLL
 #include "loop_epoll.c"
 #else
@@ -120,7 +129,7 @@ loop_watch(struct loop *l, int fd, int mask, loop_cb cb, void *arg)
 	s->arg = arg;
 	if (s->mask == mask)
 		return 0;
-	if (poller_set(l, fd, s->mask, mask) == -1)
+	if (poller_set(l, fd, s->mask, mask, s->gen) == -1)
 		return -1;
 	s->mask = mask;
 	return 0;
@@ -133,8 +142,11 @@ loop_unwatch(struct loop *l, int fd)
 	if (fd < 0 || fd >= l->nslots)
 		return;
 	if (l->slots[fd].mask != 0)
-		poller_set(l, fd, l->slots[fd].mask, 0);
-	memset(&l->slots[fd], 0, sizeof(l->slots[fd]));
+		poller_set(l, fd, l->slots[fd].mask, 0, 0);
+	l->slots[fd].mask = 0;
+	l->slots[fd].cb = NULL;
+	l->slots[fd].arg = NULL;
+	l->slots[fd].gen++;
 }
 
 /*
@@ -145,7 +157,7 @@ loop_unwatch(struct loop *l, int fd)
 int
 loop_once(struct loop *l, int timeout_ms)
 {
-	int fired[LOOP_BATCH][2];
+	struct loop_fired fired[LOOP_BATCH];
 	int n, i, fd, mask;
 	struct loop_slot *s;
 
@@ -154,12 +166,14 @@ loop_once(struct loop *l, int timeout_ms)
 	if (n == -1)
 		return -1;
 	for (i = 0; i < n; i++) {
-		fd = fired[i][0];
-		if (fd >= l->nslots)
+		fd = fired[i].fd;
+		if (fd < 0 || fd >= l->nslots)
 			continue;
 		s = &l->slots[fd];
 		/* An earlier callback in this batch may have dropped it. */
-		mask = fired[i][1] & s->mask;
+		if (s->gen != fired[i].gen)
+			continue;
+		mask = fired[i].mask & s->mask;
 		if (mask != 0 && s->cb != NULL)
 			s->cb(fd, mask, s->arg);
 	}

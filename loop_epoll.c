@@ -29,13 +29,13 @@ poller_free(struct loop *l)
 }
 
 static int
-poller_set(struct loop *l, int fd, int old, int mask)
+poller_set(struct loop *l, int fd, int old, int mask, uint32_t gen)
 {
 	struct epoll_event ev;
 	int op;
 
 	memset(&ev, 0, sizeof(ev));
-	ev.data.fd = fd;
+	ev.data.u64 = (uint64_t)gen << 32 | (uint32_t)fd;
 	if (mask & LOOP_READ)
 		ev.events |= EPOLLIN;
 	if (mask & LOOP_WRITE)
@@ -50,7 +50,7 @@ poller_set(struct loop *l, int fd, int old, int mask)
 }
 
 static int
-poller_wait(struct loop *l, int fired[][2], int timeout_ms)
+poller_wait(struct loop *l, struct loop_fired *fired, int timeout_ms)
 {
 	struct epoll_event *ev = l->events;
 	int n, i, m;
@@ -64,8 +64,9 @@ poller_wait(struct loop *l, int fired[][2], int timeout_ms)
 			m |= LOOP_READ;
 		if (ev[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			m |= LOOP_WRITE;
-		fired[i][0] = ev[i].data.fd;
-		fired[i][1] = m;
+		fired[i].fd = (int)(uint32_t)ev[i].data.u64;
+		fired[i].gen = (uint32_t)(ev[i].data.u64 >> 32);
+		fired[i].mask = m;
 	}
 	return n;
 }

@@ -30,26 +30,28 @@ poller_free(struct loop *l)
 }
 
 static int
-poller_set(struct loop *l, int fd, int old, int mask)
+poller_set(struct loop *l, int fd, int old, int mask, uint32_t gen)
 {
+	void *tag = (void *)(uintptr_t)gen;
+
 	struct kevent ch[2];
 	int n = 0;
 
 	if ((old ^ mask) & LOOP_READ) {
 		EV_SET(&ch[n], fd, EVFILT_READ,
-		    (mask & LOOP_READ) ? EV_ADD : EV_DELETE, 0, 0, NULL);
+		    (mask & LOOP_READ) ? EV_ADD : EV_DELETE, 0, 0, tag);
 		n++;
 	}
 	if ((old ^ mask) & LOOP_WRITE) {
 		EV_SET(&ch[n], fd, EVFILT_WRITE,
-		    (mask & LOOP_WRITE) ? EV_ADD : EV_DELETE, 0, 0, NULL);
+		    (mask & LOOP_WRITE) ? EV_ADD : EV_DELETE, 0, 0, tag);
 		n++;
 	}
 	return kevent(l->pfd, ch, n, NULL, 0, NULL);
 }
 
 static int
-poller_wait(struct loop *l, int fired[][2], int timeout_ms)
+poller_wait(struct loop *l, struct loop_fired *fired, int timeout_ms)
 {
 	struct kevent *ev = l->events;
 	struct timespec ts, *tsp = NULL;
@@ -63,11 +65,10 @@ poller_wait(struct loop *l, int fired[][2], int timeout_ms)
 	if ((n = kevent(l->pfd, NULL, 0, ev, l->nevents, tsp)) == -1)
 		return -1;
 	for (i = 0; i < n; i++) {
-		fired[i][0] = (int)ev[i].ident;
-		if (ev[i].filter == EVFILT_READ)
-			fired[i][1] = LOOP_READ;
-		else
-			fired[i][1] = LOOP_WRITE;
+		fired[i].fd = (int)ev[i].ident;
+		fired[i].gen = (uint32_t)(uintptr_t)ev[i].udata;
+		fired[i].mask = ev[i].filter == EVFILT_READ ? LOOP_READ :
+		    LOOP_WRITE;
 	}
 	return n;
 }
