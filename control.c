@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/queue.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -29,14 +30,28 @@ struct out {
 	int	 failed;
 };
 
-struct ctl {
-	int		 fd;
-	size_t		 in_len;
-	char		 in[CONTROL_LINE_MAX];
-	struct out	 out;
-	size_t		 out_off;
+#define CONTROL_TIMEOUT_MS	5000
+#define CONTROL_CLIENTS_MAX	64
+
+enum ctl_state {
+	CTL_READ,		/* reading the command line */
+	CTL_WRITE,		/* sending the answer */
+	CTL_DRAIN		/* answer sent; reading until the client goes */
 };
 
+struct ctl {
+	TAILQ_ENTRY(ctl)	 entry;
+	int			 fd;
+	enum ctl_state		 state;
+	uint64_t		 deadline_ms;
+	size_t			 in_len;
+	char			 in[CONTROL_LINE_MAX];
+	struct out		 out;
+	size_t			 out_off;
+};
+
+static TAILQ_HEAD(, ctl) ctl_list = TAILQ_HEAD_INITIALIZER(ctl_list);
+static unsigned		 nctl;
 static struct loop	*control_loop;
 static int		 control_fd = -1;
 static char		*control_path;
@@ -214,8 +229,37 @@ ctl_free(struct ctl *k)
 {
 	loop_unwatch(control_loop, k->fd);
 	close(k->fd);
+	TAILQ_REMOVE(&ctl_list, k, entry);
+	nctl--;
 	free(k->out.p);
 	free(k);
+}
+
+/*
+ * Read the command line: it ends at a newline, at the end of the input,
+ * or when it is too long to be a command.  Returns 1 once it is complete.
+ */
+static int
+ctl_read_line(struct ctl *k)
+{
+	ssize_t n;
+	char *nl;
+
+	n = read(k->fd, k->in + k->in_len, sizeof(k->in) - 1 - k->in_len);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n == -1 || (n == 0 && k->in_len == 0)) {
+		ctl_free(k);
+		return -1;
+	}
+	k->in_len += (size_t)n;
+	k->in[k->in_len] = '\0';
+	if ((nl = strchr(k->in, '\n')) != NULL)
+		*nl = '\0';
+	else if (n != 0 && k->in_len < sizeof(k->in) - 1)
+		return 0;
+	k->in[strcspn(k->in, "\r")] = '\0';
+	return 1;
 }
 
 static void
@@ -223,42 +267,46 @@ ctl_event(int fd, int mask, void *arg)
 {
 	struct ctl *k = arg;
 	ssize_t n;
-	char *nl;
+	char buf[256];
 
 	(void)mask;
-	if (k->out.p == NULL) {
-		n = read(fd, k->in + k->in_len, sizeof(k->in) - 1 - k->in_len);
+	switch (k->state) {
+	case CTL_READ:
+		if (ctl_read_line(k) != 1)
+			return;
+		control_answer(k, k->in);
+		if (k->out.failed || k->out.p == NULL) {
+			ctl_free(k);
+			return;
+		}
+		k->state = CTL_WRITE;
+		loop_watch(control_loop, fd, LOOP_WRITE, ctl_event, k);
+		return;
+	case CTL_WRITE:
+		n = send(fd, k->out.p + k->out_off, k->out.len - k->out_off,
+		    MSG_NOSIGNAL);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
 			ctl_free(k);
 			return;
 		}
-		k->in_len += (size_t)n;
-		k->in[k->in_len] = '\0';
-		if ((nl = strchr(k->in, '\n')) == NULL &&
-		    k->in_len < sizeof(k->in) - 1)
+		k->out_off += (size_t)n;
+		if (k->out_off < k->out.len)
 			return;
-		if (nl != NULL)
-			*nl = '\0';
-		if (nl > k->in && nl[-1] == '\r')
-			nl[-1] = '\0';
-		control_answer(k, k->in);
-		if (k->out.failed || k->out.p == NULL) {
+		/* Let the client read it all before the socket goes. */
+		shutdown(fd, SHUT_WR);
+		k->state = CTL_DRAIN;
+		loop_watch(control_loop, fd, LOOP_READ, ctl_event, k);
+		return;
+	case CTL_DRAIN:
+		n = read(fd, buf, sizeof(buf));
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0)
 			ctl_free(k);
-			return;
-		}
-		loop_watch(control_loop, fd, LOOP_WRITE, ctl_event, k);
 		return;
 	}
-	n = send(fd, k->out.p + k->out_off, k->out.len - k->out_off,
-	    MSG_NOSIGNAL);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n > 0)
-		k->out_off += (size_t)n;
-	if (n <= 0 || k->out_off == k->out.len)
-		ctl_free(k);
 }
 
 static void
@@ -272,15 +320,34 @@ control_accept(int fd, int mask, void *arg)
 	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd == -1)
 		return;
-	if ((k = calloc(1, sizeof(*k))) == NULL) {
+	if (nctl >= CONTROL_CLIENTS_MAX || (k = calloc(1, sizeof(*k))) ==
+	    NULL) {
 		close(cfd);
 		return;
 	}
 	k->fd = cfd;
-	if (loop_watch(control_loop, cfd, LOOP_READ, ctl_event, k) == -1) {
-		close(cfd);
-		free(k);
-	}
+	k->state = CTL_READ;
+	k->deadline_ms = now_ms() + CONTROL_TIMEOUT_MS;
+	TAILQ_INSERT_TAIL(&ctl_list, k, entry);
+	nctl++;
+	if (loop_watch(control_loop, cfd, LOOP_READ, ctl_event, k) == -1)
+		ctl_free(k);
+}
+
+/*
+ * Close the control clients that have had their time.  Returns the
+ * milliseconds until the next one's deadline, or -1 when there is none.
+ */
+int
+control_timers_run(uint64_t now)
+{
+	struct ctl *k;
+
+	while ((k = TAILQ_FIRST(&ctl_list)) != NULL && k->deadline_ms <= now)
+		ctl_free(k);
+	if (k == NULL)
+		return -1;
+	return (int)(k->deadline_ms - now);
 }
 
 static int
