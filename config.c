@@ -126,6 +126,12 @@ addr_format(const struct sockaddr *sa, char *out, size_t size)
 	if (sa->sa_family == AF_INET) {
 		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
 		snprintf(out, size, "%s:%u", host, ntohs(sin->sin_port));
+	} else if (sa->sa_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		/* An IPv4 client of a "*" listener: show it as IPv4. */
+		inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], host,
+		    sizeof(host));
+		snprintf(out, size, "%s:%u", host, ntohs(sin6->sin6_port));
 	} else if (sa->sa_family == AF_INET6) {
 		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
 		snprintf(out, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
@@ -148,6 +154,22 @@ backend_push(struct route *r, const struct sockaddr *sa, socklen_t len)
 	b->addr_len = len;
 	addr_format(sa, b->text, sizeof(b->text));
 	return 0;
+}
+
+/* A port number, 1 to 65535, in decimal; -1 if <s> is not one. */
+static int
+port_parse(const char *s)
+{
+	unsigned long port;
+	char *ep;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	port = strtoul(s, &ep, 10);
+	if (*ep != '\0' || errno != 0 || port == 0 || port > 65535)
+		return -1;
+	return (int)port;
 }
 
 /* Resolve "HOSTNAME:PORT"; every address found becomes one backend. */
@@ -204,7 +226,8 @@ backends_parse(struct parse *p, struct route *r, char **w, int n)
 				return -1;
 			}
 		} else if (w[i][0] == '[' || strchr(w[i], ':') == NULL ||
-		    isdigit((unsigned char)w[i][0])) {
+		    port_parse(strrchr(w[i], ':') + 1) == -1 ||
+		    strspn(w[i], "0123456789.:") == strlen(w[i])) {
 			config_error(p, "invalid backend '%s': want IPV4:PORT, "
 			    "[IPV6]:PORT or HOSTNAME:PORT", w[i]);
 			return -1;
@@ -292,6 +315,14 @@ do_nottls(struct parse *p, char **w, int n)
 	backends_parse(p, &p->cf->nottls, w, n);
 }
 
+static unsigned
+addr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
 static void
 do_listen(struct parse *p, char **w, int n)
 {
@@ -321,12 +352,20 @@ do_listen(struct parse *p, char **w, int n)
 		    "IPV4:PORT, [IPV6]:PORT or *:PORT", w[0]);
 		return;
 	}
-	for (i = 0; i < cf->nlistens; i++)
+	for (i = 0; i < cf->nlistens; i++) {
 		if (cf->listens[i].addr_len == l->addr_len &&
 		    memcmp(&cf->listens[i].addr, &l->addr, l->addr_len) == 0) {
 			config_error(p, "duplicate listen address '%s'", w[0]);
 			return;
 		}
+		if ((l->any || cf->listens[i].any) &&
+		    addr_port(&l->addr) == addr_port(&cf->listens[i].addr)) {
+			config_error(p, "listen address '%s' overlaps '%s': "
+			    "'*' already means every address", w[0],
+			    cf->listens[i].text);
+			return;
+		}
+	}
 	if ((l->text = strdup(w[0])) == NULL) {
 		config_error(p, "out of memory");
 		return;
@@ -404,11 +443,10 @@ do_hello_max(struct parse *p, char **w, int n)
 	}
 	errno = 0;
 	v = strtoull(w[0], &ep, 10);
-	if (errno == 0 && isdigit((unsigned char)w[0][0])) {
-		if (strcmp(ep, "k") == 0 || strcmp(ep, "K") == 0) {
-			v *= 1024;
-			ep++;
-		}
+	if (errno == 0 && isdigit((unsigned char)w[0][0]) &&
+	    (strcmp(ep, "k") == 0 || strcmp(ep, "K") == 0)) {
+		v = v > HELLO_MAX_LIMIT / 1024 ? HELLO_MAX_LIMIT + 1 : v * 1024;
+		ep++;
 	}
 	if (errno != 0 || !isdigit((unsigned char)w[0][0]) || *ep != '\0' ||
 	    v < 1024 || v > HELLO_MAX_LIMIT) {
@@ -774,6 +812,23 @@ config_new(const char *path)
 struct config *
 config_load(const char *path, int *nerrors)
 {
+	struct config *cf;
+
+	if ((cf = config_read(path, nerrors)) != NULL && *nerrors > 0) {
+		config_unref(cf);
+		return NULL;
+	}
+	return cf;
+}
+
+/*
+ * Like config_load(), but a file with errors still gives what its good
+ * lines say (for "snimux COMMAND", which only needs the "stats" line).
+ * NULL only when the file cannot be read at all.
+ */
+struct config *
+config_read(const char *path, int *nerrors)
+{
 	struct parse p;
 	FILE *f;
 	char *buf = NULL;
@@ -812,10 +867,6 @@ config_load(const char *path, int *nerrors)
 	if (p.nerrors == 0 && config_rows(p.cf) == -1)
 		config_error(&p, "out of memory");
 	*nerrors = p.nerrors;
-	if (p.nerrors > 0) {
-		config_unref(p.cf);
-		return NULL;
-	}
 	return p.cf;
 }
 

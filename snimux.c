@@ -178,10 +178,11 @@ listener_find(const struct listener *want)
  * why, with the current set as it was.
  */
 static struct listener *
-listeners_build(const struct config *cf, unsigned n)
+listeners_build(const struct config *cf, unsigned n, int quiet)
 {
 	struct listener *ls, *old;
 	size_t i, j;
+	int saved;
 
 	if ((ls = calloc(cf->nlistens + 1, sizeof(*ls))) == NULL) {
 		log_warn("listeners");
@@ -199,7 +200,8 @@ listeners_build(const struct config *cf, unsigned n)
 			old->fds = NULL;
 			old->nfds = 0;
 		} else if (listener_open(&ls[i], n) == -1) {
-			log_warn("listen %s", cf->listens[i].text);
+			if (!quiet || errno != EADDRINUSE)
+				log_warn("listen %s", cf->listens[i].text);
 			goto fail;
 		}
 	}
@@ -217,7 +219,9 @@ fail:
 				ls[i].fds = NULL;
 				ls[i].nfds = 0;
 			}
+	saved = errno;
 	listeners_free(ls, cf->nlistens);
+	errno = saved;
 	return NULL;
 }
 
@@ -282,6 +286,58 @@ control_apply(const struct config *cf)
 	return 0;
 }
 
+/*
+ * A new address may overlap one that goes away ("*:443" for
+ * "127.0.0.1:443"): have the workers let go of the listeners that the
+ * new configuration drops, close them, and bind again.  When that fails
+ * too, the dropped listeners are opened anew and handed back.
+ */
+static struct listener *
+listeners_rebind(const struct config *cf)
+{
+	struct listener *ls, *keep;
+	size_t i, j, nkeep = 0;
+	int **fds;
+
+	if ((keep = calloc(nlisteners + 1, sizeof(*keep))) == NULL)
+		return NULL;
+	for (i = 0; i < nlisteners; i++) {
+		for (j = 0; j < cf->nlistens; j++)
+			if (listeners[i].any == cf->listens[j].any &&
+			    listeners[i].addr_len == cf->listens[j].addr_len &&
+			    memcmp(&listeners[i].addr, &cf->listens[j].addr,
+			    listeners[i].addr_len) == 0)
+				break;
+		if (j < cf->nlistens)
+			keep[nkeep++] = listeners[i];
+		else
+			listener_free(&listeners[i]);
+	}
+	free(listeners);
+	listeners = keep;
+	nlisteners = nkeep;
+	fds = listeners_split(listeners, nlisteners, nworkers);
+	workers_apply(active_config, fds, nlisteners);
+	split_free(fds, nworkers);
+	log_info("reload: released the listeners it drops, binding again");
+	if ((ls = listeners_build(cf, nworkers, 0)) != NULL)
+		return ls;
+
+	/* Back to the running configuration's listeners. */
+	if ((ls = listeners_build(active_config, nworkers, 0)) == NULL) {
+		log_warnx("reload: cannot reopen the running listeners; "
+		    "serving on %zu of them", nlisteners);
+		return NULL;
+	}
+	listeners_free(listeners, nlisteners);
+	listeners = ls;
+	nlisteners = active_config->nlistens;
+	fds = listeners_split(listeners, nlisteners, nworkers);
+	workers_apply(active_config, fds, nlisteners);
+	split_free(fds, nworkers);
+	return NULL;
+}
+
 static void
 reload(void)
 {
@@ -296,7 +352,8 @@ reload(void)
 		    old->path);
 		return;
 	}
-	if ((ls = listeners_build(cf, nworkers)) == NULL) {
+	if ((ls = listeners_build(cf, nworkers, 1)) == NULL &&
+	    (errno != EADDRINUSE || (ls = listeners_rebind(cf)) == NULL)) {
 		log_warnx("reload: keeping the running configuration");
 		config_unref(cf);
 		return;
@@ -304,7 +361,9 @@ reload(void)
 	if (config_workers(cf) != nworkers)
 		log_warnx("reload: the number of workers changes only at "
 		    "restart; keeping %u", nworkers);
-	control_apply(cf);
+	if (control_apply(cf) == -1)
+		log_warnx("reload: the control socket stays at %s",
+		    control_current() ? control_current() : "(none)");
 	config_adopt_stats(cf, old);
 	fds = listeners_split(ls, cf->nlistens, nworkers);
 	workers_apply(cf, fds, cf->nlistens);
@@ -432,7 +491,7 @@ main_run(void)
 	int timeout;
 
 	for (;;) {
-		timeout = -1;
+		timeout = control_timers_run(now_ms());
 		if (stopping) {
 			if (workers_done())
 				break;
@@ -444,8 +503,10 @@ main_run(void)
 				    conn_open_total());
 				workers_drain();
 				drain_deadline_ms = 0;
-			} else if (drain_deadline_ms != 0)
-				timeout = (int)(drain_deadline_ms - now);
+			} else if (drain_deadline_ms != 0 && (timeout == -1 ||
+			    drain_deadline_ms - now < (uint64_t)timeout))
+				timeout = drain_deadline_ms - now > 60000 ?
+				    60000 : (int)(drain_deadline_ms - now);
 		}
 		if (loop_once(main_loop, timeout) == -1 && errno != EINTR)
 			fatal("event loop");
@@ -486,7 +547,7 @@ serve(struct config *cf)
 	signals_init();
 	limits_init(cf, n);
 	nworkers = n;
-	if ((listeners = listeners_build(cf, n)) == NULL)
+	if ((listeners = listeners_build(cf, n, 0)) == NULL)
 		fatalx("cannot listen; not starting");
 	nlisteners = cf->nlistens;
 	if (control_apply(cf) == -1)
@@ -538,23 +599,26 @@ main(int argc, char *argv[])
 		usage();
 	log_init(debug);
 
-	if ((cf = config_load(path, &nerrors)) == NULL)
-		return 1;
-	if (check) {
-		fprintf(stderr, "%s: configuration ok\n", path);
-		config_unref(cf);
-		return 0;
-	}
 	if (argc == 1) {
+		/* The control socket can answer even if other lines are bad. */
+		if ((cf = config_read(path, &nerrors)) == NULL)
+			return 1;
 		if (cf->stats_path == NULL) {
-			fprintf(stderr, "snimux: %s has no 'stats' line, so "
-			    "the daemon has no control socket\n", path);
+			fprintf(stderr, "snimux: %s has no valid 'stats' line, "
+			    "so the daemon has no control socket\n", path);
 			config_unref(cf);
 			return 1;
 		}
 		rc = control_client(cf->stats_path, argv[0]);
 		config_unref(cf);
 		return rc;
+	}
+	if ((cf = config_load(path, &nerrors)) == NULL)
+		return 1;
+	if (check) {
+		fprintf(stderr, "%s: configuration ok\n", path);
+		config_unref(cf);
+		return 0;
 	}
 	return serve(cf);
 }

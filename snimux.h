@@ -152,6 +152,7 @@ size_t		 table_count(const struct table *);
 
 /* config.c */
 struct config	*config_load(const char *, int *);
+struct config	*config_read(const char *, int *);
 void		 config_ref(struct config *);
 void		 config_unref(struct config *);
 void		 config_adopt_stats(struct config *, const struct config *);
@@ -229,6 +230,9 @@ struct worker {
 	uint64_t		 now;
 	struct conn_list	 all;
 	struct conn_list	 timers[4];
+	struct conn_list	 fdwait;	/* waiting for a descriptor */
+	int			 fd_short;	/* socket() ran out */
+	int			 fd_freed;	/* a connection closed */
 	uint8_t			*chunk;		/* copy relay buffer */
 	uint8_t			*scratch;	/* hello reassembly */
 	size_t			 scratch_size;
@@ -243,6 +247,7 @@ int		 conn_worker_init(struct worker *);
 void		 conn_worker_free(struct worker *);
 int		 conn_accept(struct worker *, int);
 int		 conn_timers_run(struct worker *, uint64_t);
+int		 conn_fdwait_retry(struct worker *);
 void		 conn_drain_all(struct worker *);
 uint64_t	 conn_open_total(void);
 void		 conn_limits(uint64_t, size_t);
@@ -258,11 +263,13 @@ void		 workers_drain(void);
 int		 workers_done(void);
 void		 workers_join(void);
 int		 workers_exit_fd(void);
+void		 worker_accept_pause(struct worker *);
 
 /* control.c */
 int		 control_open(struct loop *, const char *, int, uid_t, gid_t);
 void		 control_close(void);
 const char	*control_current(void);
+int		 control_timers_run(uint64_t);
 int		 control_client(const char *, const char *);
 
 /* snimux.c */
