@@ -55,6 +55,7 @@ struct buf {
 struct conn {
 	TAILQ_ENTRY(conn)	 timer;		/* in one timer queue */
 	TAILQ_ENTRY(conn)	 all;
+	TAILQ_ENTRY(conn)	 fdwait;	/* if <waiting> */
 	struct worker		*w;
 	struct config		*cf;
 	struct route		*route;
@@ -79,6 +80,7 @@ struct conn {
 	uint8_t			 eof[2];	/* source sent everything */
 	uint8_t			 refused;
 	uint8_t			 copy;		/* no splice for this one */
+	uint8_t			 waiting;	/* in the worker's fdwait */
 };
 
 const char *const hello_fail_names[FAIL_NREASONS] = {
@@ -122,6 +124,7 @@ conn_worker_init(struct worker *w)
 	int i;
 
 	TAILQ_INIT(&w->all);
+	TAILQ_INIT(&w->fdwait);
 	for (i = 0; i < 4; i++)
 		TAILQ_INIT(&w->timers[i]);
 	SLIST_INIT(&w->pipes);
@@ -297,7 +300,10 @@ conn_close(struct conn *c, const char *end)
 			pipe_give(w, c->pipe[d], c->inpipe[d] == 0);
 	}
 	timer_set(c, Q_NONE, 0);
+	if (c->waiting)
+		TAILQ_REMOVE(&w->fdwait, c, fdwait);
 	TAILQ_REMOVE(&w->all, c, all);
+	w->fd_freed = 1;
 	free(c->sni);
 	config_unref(c->cf);
 	free(c);
@@ -513,22 +519,83 @@ conn_relay_start(struct conn *c)
 	relay_done(c, relay_flush(c, C2B));
 }
 
+/*
+ * The process is out of descriptors (or socket buffers) for the backend
+ * socket of <c>.  The client keeps its place: it waits, its hello still
+ * in hand, until a descriptor is free or its connect timeout passes, and
+ * the worker stops accepting meanwhile.  <first>: back at the head of
+ * the queue, when a retry found none either.
+ */
+static void
+conn_fdwait(struct conn *c, int first)
+{
+	struct worker *w = c->w;
+
+	if (c->state != CONN_CONNECT) {
+		c->state = CONN_CONNECT;
+		timer_set(c, Q_CONNECT, c->cf->connect_ms);
+	}
+	c->err = errno;
+	c->err_op = "socket";
+	if (first)
+		TAILQ_INSERT_HEAD(&w->fdwait, c, fdwait);
+	else
+		TAILQ_INSERT_TAIL(&w->fdwait, c, fdwait);
+	c->waiting = 1;
+	w->fd_short = 1;
+	/* Until then its client is not read: nothing could go anywhere. */
+	conn_watch(c);
+	worker_accept_pause(w);
+}
+
+/*
+ * Try again the connections of worker <w> that wait for a descriptor,
+ * oldest first, until one finds none.  Returns how many still wait.
+ */
+int
+conn_fdwait_retry(struct worker *w)
+{
+	struct conn *c;
+	int n = 0;
+
+	w->fd_freed = 0;
+	w->fd_short = 0;
+	while (!w->fd_short && (c = TAILQ_FIRST(&w->fdwait)) != NULL) {
+		TAILQ_REMOVE(&w->fdwait, c, fdwait);
+		c->waiting = 0;
+		conn_connect_next(c);
+	}
+	TAILQ_FOREACH(c, &w->fdwait, fdwait)
+		n++;
+	return n;
+}
+
 /* Connect to the route's backend number c->backend, or the next ones. */
 static void
 conn_connect_next(struct conn *c)
 {
 	const struct backend *b;
+	int retry = c->err_op != NULL && strcmp(c->err_op, "socket") == 0;
 
 	for (; c->backend < c->route->nbackends; c->backend++) {
 		b = &c->route->backends[c->backend];
 		c->bfd = socket(b->addr.ss_family,
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (c->bfd == -1) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				conn_fdwait(c, retry);
+				return;
+			}
+			CTR_ADD(conn_cell(c)->backend_failures, 1);
+			log_warn("conn=%llu backend socket",
+			    (unsigned long long)c->id);
 			c->err = errno;
 			c->err_op = "socket";
 			conn_close(c, "error");
 			return;
 		}
+		c->err_op = NULL;
 		if (connect(c->bfd, (const struct sockaddr *)&b->addr,
 		    b->addr_len) == 0) {
 			conn_relay_start(c);
@@ -869,6 +936,12 @@ conn_expire(struct conn *c)
 		conn_close(c, "refused");
 		break;
 	case CONN_CONNECT:
+		if (c->waiting) {
+			/* No descriptor came free in time. */
+			CTR_ADD(conn_cell(c)->backend_failures, 1);
+			conn_close(c, "error");
+			break;
+		}
 		conn_backend_failed(c, "connect", ETIMEDOUT);
 		break;
 	case CONN_RELAY:

@@ -51,7 +51,18 @@ worker_accept(int fd, int mask, void *arg)
 	(void)mask;
 	if (conn_accept(w, fd) == 0)
 		return;
-	/* Out of descriptors: keep relaying, stop accepting a moment. */
+	worker_accept_pause(w);
+}
+
+/*
+ * Out of descriptors: keep relaying, stop accepting a moment.  Clients
+ * that arrive meanwhile wait in the listen backlog.
+ */
+void
+worker_accept_pause(struct worker *w)
+{
+	if (w->accept_paused_until != 0)
+		return;
 	log_warn("accept: pausing new connections for %d ms",
 	    ACCEPT_PAUSE_MS);
 	lfds_watch(w, 0);
@@ -87,6 +98,7 @@ worker_command(int fd, int mask, void *arg)
 	char c;
 
 	(void)mask;
+	w->now = loop_now(w->loop);
 	while (read(fd, &c, 1) == 1)
 		;
 	pthread_mutex_lock(&w->mu);
@@ -130,10 +142,15 @@ worker_main(void *arg)
 		timeout = conn_timers_run(w, now);
 		if (w->stopping && CTR_GET(w->nconns) == 0)
 			break;
+		if (w->fd_freed && !TAILQ_EMPTY(&w->fdwait))
+			conn_fdwait_retry(w);
 		if (w->accept_paused_until != 0) {
 			if (now >= w->accept_paused_until) {
 				w->accept_paused_until = 0;
-				if (!w->stopping)
+				/* Those waiting for a descriptor go first. */
+				if (conn_fdwait_retry(w) > 0)
+					worker_accept_pause(w);
+				else if (!w->stopping)
 					lfds_watch(w, LOOP_READ);
 			} else if (timeout == -1 ||
 			    w->accept_paused_until - now < (uint64_t)timeout)
