@@ -50,9 +50,27 @@ tests/t_config: tests/t_config.c config.c backend_table.c log.c snimux.h \
 
 unit: $(UNIT)
 
+# libFuzzer targets (clang): the hello parser and the configuration reader.
+FUZZ_CC	?= clang
+FUZZ_FLAGS = $(WARN) $(DEFS) -O1 -g \
+	     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 60
+
+tests/fuzz_hello: tests/fuzz_hello.c parse_hello.c parse_hello.h
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz_hello.c parse_hello.c
+
+tests/fuzz_config: tests/fuzz_config.c config.c backend_table.c log.c \
+		snimux.h
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz_config.c config.c \
+	    backend_table.c log.c $(LDLIBS)
+
+# Each target for FUZZ_SECONDS (make fuzz FUZZ_SECONDS=600).
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz.sh
+
 check: snimux $(UNIT)
 	sh tests/deps.sh
-	sh tests/run.sh tests/t_lint.sh $(UNIT) $(INTEG)
+	sh tests/run.sh tests/t_lint.sh $(UNIT) tests/fuzz.sh $(INTEG)
 
 # The whole suite again on a clang build with AddressSanitizer and UBSan.
 check-asan:
@@ -63,6 +81,19 @@ check-asan:
 
 demo: snimux
 	sh tests/demo.sh
+
+# The benchmark: snimux against a direct connection and, when installed,
+# HAProxy and nginx stream.  bench-quick is the short form (< 3 min).
+bench/loadgen: bench/loadgen.c
+	$(CC) $(WARN) $(DEFS) -O2 -g -o $@ bench/loadgen.c $(LDLIBS)
+
+bench: snimux bench/loadgen
+	sh bench/setup.sh
+	python3 bench/bench.py
+
+bench-quick: snimux bench/loadgen
+	sh bench/setup.sh
+	python3 bench/bench.py --quick
 
 PREFIX	?= /usr/local
 install: snimux
@@ -77,7 +108,8 @@ lint:
 	sh tests/lint.sh *.c *.h tests/*.c tests/*.h
 
 clean:
-	rm -f snimux $(OBJS) $(UNIT)
+	rm -f snimux $(OBJS) $(UNIT) tests/fuzz_hello tests/fuzz_config \
+	    bench/loadgen
 	rm -rf tests/logs
 
-.PHONY: all unit check check-asan demo install lint clean
+.PHONY: all unit check check-asan demo install lint clean fuzz bench bench-quick
