@@ -44,7 +44,8 @@ config_error(struct parse *p, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s:%d: ", p->file, p->line);
+	/* Errors about the whole file (an empty one) go on its first line. */
+	fprintf(stderr, "%s:%d: ", p->file, p->line > 0 ? p->line : 1);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -851,8 +852,8 @@ config_read(const char *path, int *nerrors)
 	while ((n = getline(&buf, &size, f)) != -1) {
 		p.line++;
 		if (n > 0 && buf[n - 1] == '\n')
-			buf[n - 1] = '\0';
-		if (strlen(buf) != (size_t)(n - (n > 0 && buf[n - 1] == '\0')))
+			buf[--n] = '\0';
+		if (strlen(buf) != (size_t)n)
 			config_error(&p, "NUL byte in line");
 		else
 			config_line(&p, buf);
