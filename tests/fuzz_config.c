@@ -10,8 +10,6 @@
 #include <sys/stat.h>
 
 #include <ctype.h>
-#include <dirent.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +17,9 @@
 #include <unistd.h>
 
 #include "../snimux.h"
+
+#define FUZZ_NAME	"fuzz_config"
+#include "fuzz_target.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -32,28 +33,8 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
-static char	 fault[512];
 static char	 conf_path[4096];
 static int	 conf_fd = -1, err_fd = -1, out_fd = -1;
-
-static int fuzz_fail(const char *, ...)
-    __attribute__((__format__(__printf__, 1, 2)));
-
-/* Records what broke for the caller to report; returns -1. */
-static int
-fuzz_fail(const char *fmt, ...)
-{
-	char	 msg[sizeof(fault)];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	memcpy(fault, msg, sizeof(fault));
-	return -1;
-}
 
 static void
 remove_conf(void)
@@ -311,111 +292,7 @@ check(const uint8_t *d, size_t n)
 	return rc;
 }
 
-/*
- * libFuzzer's entry point: runs every check on data[0..size) and aborts
- * with a message on stderr when one fails.  Always returns 0.
- */
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-	if (check(data, size) == -1) {
-		fprintf(stderr, "fuzz_config: %s\n", fault);
-		abort();
-	}
-	return 0;
-}
-
 #ifdef FUZZ_REPLAY
-#include "harness.h"
-
-static int
-name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Reads <path> whole into a malloc'd buffer; NULL on error. */
-static uint8_t *
-read_file(const char *path, size_t *len)
-{
-	FILE		*f;
-	uint8_t		*b = NULL, *nb;
-	size_t		 size = 0, n;
-
-	*len = 0;
-	if ((f = fopen(path, "rb")) == NULL)
-		return NULL;
-	do {
-		if ((nb = realloc(b, size + 65536)) == NULL)
-			break;
-		b = nb;
-		size += 65536;
-		n = fread(b + *len, 1, size - *len, f);
-		*len += n;
-	} while (n > 0);
-	if (ferror(f) || nb == NULL) {
-		free(b);
-		b = NULL;
-	}
-	fclose(f);
-	return b;
-}
-
-/* Replays one file; 0, or -1 after a "not ok" line. */
-static int
-replay_file(const char *path)
-{
-	uint8_t		*b;
-	size_t		 n;
-	int		 rc;
-
-	if ((b = read_file(path, &n)) == NULL) {
-		ok(0, "fuzz_config: %s reads", path);
-		return -1;
-	}
-	rc = check(b, n);
-	free(b);
-	if (rc == -1)
-		ok(0, "fuzz_config: %s: %s", path, fault);
-	return rc;
-}
-
-/* Replays every regular file of <dir> in name order, one "ok" line. */
-static void
-replay_dir(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	struct stat	 st;
-	char		 path[4096], **names = NULL, **nn;
-	size_t		 n = 0, nbad = 0;
-
-	if ((d = opendir(dir)) == NULL) {
-		ok(0, "fuzz_config: directory %s opens", dir);
-		return;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.' ||
-		    (nn = realloc(names, (n + 1) * sizeof(*names))) == NULL)
-			continue;
-		names = nn;
-		if ((names[n] = strdup(de->d_name)) != NULL)
-			n++;
-	}
-	closedir(d);
-	if (n > 0)
-		qsort(names, n, sizeof(*names), name_cmp);
-	for (size_t i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-		    replay_file(path) == -1)
-			nbad++;
-		free(names[i]);
-	}
-	free(names);
-	ok(nbad == 0, "fuzz_config: %zu inputs of %s replayed", n, dir);
-}
-
 /*
  * Replays each file or directory named, by default tests/fuzz/config.
  * Exits 0 when every input passes.
@@ -423,16 +300,8 @@ replay_dir(const char *dir)
 int
 main(int argc, char *argv[])
 {
-	struct stat	 st;
-
 	if (argc < 2)
 		replay_dir("tests/fuzz/config");
-	for (int i = 1; i < argc; i++) {
-		if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode))
-			replay_dir(argv[i]);
-		else if (replay_file(argv[i]) == 0)
-			ok(1, "fuzz_config: %s replayed", argv[i]);
-	}
-	return harness_exit();
+	return replay_args(argc, argv);
 }
 #endif

@@ -704,6 +704,20 @@ def read_to_end(sock, limit=1 << 20):
         return bytes(buf), "reset"
 
 
+def closed_by_peer(s, timeout):
+    """Read and drop what comes until the peer closes: "eof", "reset" or
+    "open" (a read waited timeout seconds for nothing)."""
+    s.settimeout(timeout)
+    try:
+        while True:
+            if not s.recv(1 << 16):
+                return "eof"
+    except socket.timeout:
+        return "open"
+    except ConnectionResetError:
+        return "reset"
+
+
 ALERT_HANDSHAKE_FAILURE = 40
 ALERT_UNRECOGNIZED_NAME = 112
 

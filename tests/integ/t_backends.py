@@ -83,20 +83,6 @@ def access_line(mux, route, timeout=10):
     return box[-1] if box else ""
 
 
-def closed_by_peer(s, timeout):
-    """Read and drop what comes until the peer closes: "eof", "reset" or
-    "open"."""
-    s.settimeout(timeout)
-    try:
-        while True:
-            if not s.recv(1 << 16):
-                return "eof"
-    except socket.timeout:
-        return "open"
-    except ConnectionResetError:
-        return "reset"
-
-
 def resetting(conn):
     """Backend: read the hello, send 64 KiB, then reset."""
     conn.data += conn.sock.recv(1 << 16)
@@ -167,7 +153,7 @@ def main():
     # Every backend refuses.
     with lib.connect(port, timeout=IO_TIMEOUT) as s:
         s.sendall(CASES["dead"]["bin"])
-        how = closed_by_peer(s, 15)
+        how = lib.closed_by_peer(s, 15)
     ok(how in ("eof", "reset"), "all backends refuse: the client is closed",
        "still %s" % how)
     line = access_line(mux, ROUTES["dead"])
@@ -188,7 +174,7 @@ def main():
     # Only a silent backend.
     with lib.connect(port, timeout=IO_TIMEOUT) as s:
         s.sendall(CASES["silent"]["bin"])
-        how = closed_by_peer(s, 15)
+        how = lib.closed_by_peer(s, 15)
     ok(how in ("eof", "reset"), "only a silent backend: the client is "
        "closed", "still %s" % how)
     line = access_line(mux, ROUTES["silent"])

@@ -27,7 +27,9 @@ ROUTE = lib.route_name(HELLO["sni"])
 
 def closed_by_peer(s, timeout):
     """Wait up to timeout for the peer to close s: "eof", "reset" or
-    "open" (still open at the end)."""
+    "open" (still open at the end).  Unlike lib.closed_by_peer, the
+    timeout bounds the whole wait, s keeps its own timeout, and another
+    error gives "error ..." instead of raising."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         r, _, _ = select.select([s], [], [], 0.2)
@@ -42,6 +44,21 @@ def closed_by_peer(s, timeout):
         if not b:
             return "eof"
     return "open"
+
+
+def closed_after(port, data, timeout):
+    """Connect, send data (nothing when empty; a send that fails because
+    snimux closed first is fine) and wait up to timeout for snimux to
+    close: what closed_by_peer says."""
+    s = lib.connect(port, timeout=IO_TIMEOUT)
+    if data:
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
+    how = closed_by_peer(s, timeout)
+    s.close()
+    return how
 
 
 def counted(mux, reason, before, timeout=10):
@@ -97,9 +114,7 @@ def bad_clients(d):
 
     # Connect and send nothing.
     before = mux.hello_failures()
-    s = lib.connect(port, timeout=IO_TIMEOUT)
-    how = closed_by_peer(s, 20)
-    s.close()
+    how = closed_after(port, b"", 20)
     ok(how in ("eof", "reset"), "a client that sends nothing is closed",
        "still %s after 20 s" % how)
     eq(counted(mux, "timeout", before), {"timeout": 1},
@@ -117,13 +132,7 @@ def bad_clients(d):
     # A 20 KiB hello over an 18k cap.
     case = lib.corpus_case("crafted_hello_20k_spanning_records")
     before = mux.hello_failures()
-    s = lib.connect(port, timeout=IO_TIMEOUT)
-    try:
-        s.sendall(case["bin"])
-    except OSError:
-        pass
-    how = closed_by_peer(s, 15)
-    s.close()
+    how = closed_after(port, case["bin"], 15)
     ok(how in ("eof", "reset"), "a 20 KiB hello over an 18k cap is closed",
        "still %s" % how)
     eq(counted(mux, "too_large", before), {"too_large": 1},
@@ -137,13 +146,7 @@ def bad_clients(d):
                        ("an SSH banner", b"SSH-2.0-OpenSSH_9.6p1 Debian\r\n"),
                        ("random bytes", junk)):
         before = mux.hello_failures()
-        s = lib.connect(port, timeout=IO_TIMEOUT)
-        try:
-            s.sendall(data)
-        except OSError:
-            pass
-        how = closed_by_peer(s, 15)
-        s.close()
+        how = closed_after(port, data, 15)
         ok(how in ("eof", "reset"), "%s: closed" % what, "still %s" % how)
         eq(counted(mux, "not_tls", before), {"not_tls": 1},
            "%s: counted as not_tls" % what)

@@ -7,7 +7,6 @@ with EMFILE and snimux logs that it pauses accepting: the relays already
 established keep working, snimux does not spin (CPU well under one
 core), and once some clients leave, new ones are accepted again."""
 
-import socket
 import time
 
 import lib
@@ -27,24 +26,9 @@ def echo(conn):
         conn.sock.sendall(b)
 
 
-def relayed(s, hello=HELLO["bin"], timeout=10):
-    """Send hello on s and wait for the echo backend to return it."""
-    s.settimeout(timeout)
-    try:
-        s.sendall(hello)
-        got = b""
-        while len(got) < len(hello):
-            b = s.recv(1 << 16)
-            if not b:
-                return False
-            got += b
-        return got == hello
-    except OSError:
-        return False
-
-
-def ping(s, data, timeout=IO_TIMEOUT):
-    """Send data through an established relay and read its echo."""
+def relayed(s, data=HELLO["bin"], timeout=10):
+    """Send data (by default the hello) on s and wait for the echo
+    backend to return it whole."""
     s.settimeout(timeout)
     try:
         s.sendall(data)
@@ -52,23 +36,21 @@ def ping(s, data, timeout=IO_TIMEOUT):
         while len(got) < len(data):
             b = s.recv(1 << 16)
             if not b:
-                break
+                return False
             got += b
         return got == data
     except OSError:
         return False
 
 
-def closed_by_peer(s, timeout):
-    s.settimeout(timeout)
-    try:
-        while True:
-            if not s.recv(1 << 16):
-                return "eof"
-    except socket.timeout:
-        return "open"
-    except ConnectionResetError:
-        return "reset"
+def clients(port, n):
+    """n new connections to port, closed at the end of the test too."""
+    socks = []
+    for _ in range(n):
+        s = lib.connect(port, timeout=IO_TIMEOUT)
+        lib.defer(s.close)
+        socks.append(s)
+    return socks
 
 
 def max_connections(d):
@@ -77,11 +59,7 @@ def max_connections(d):
     mux = lib.Snimux(d, ["listen 127.0.0.1:%d" % port,
                          "route %s %s" % (ROUTE, rb.addr),
                          "max-connections 5"], tag="max").start()
-    socks = []
-    for _ in range(5):
-        s = lib.connect(port, timeout=IO_TIMEOUT)
-        lib.defer(s.close)
-        socks.append(s)
+    socks = clients(port, 5)
     eq([relayed(s) for s in socks], [True] * 5,
        "max-connections 5: five clients are relayed")
     before = mux.hello_failures()
@@ -90,7 +68,7 @@ def max_connections(d):
         s6.sendall(HELLO["bin"])
     except OSError:
         pass
-    how = closed_by_peer(s6, 10)
+    how = lib.closed_by_peer(s6, 10)
     s6.close()
     ok(how in ("eof", "reset"), "the sixth is closed at once",
        "still %s after 10 s" % how)
@@ -103,17 +81,13 @@ def max_connections(d):
     eq(after.get("limit", 0) - before.get("limit", 0), 1,
        "the sixth is counted as limit")
     eq(rb.count(), 5, "no backend saw the sixth")
-    eq([ping(s, b"still here") for s in socks], [True] * 5,
+    eq([relayed(s, b"still here", IO_TIMEOUT) for s in socks], [True] * 5,
        "the five relays still work")
     for s in socks:
         s.close()
     m = mux.wait_metrics(lambda m: m.get("snimux_open_connections") == 0, 15)
     eq(m.get("snimux_open_connections"), 0, "all five closed")
-    fresh = []
-    for _ in range(5):
-        s = lib.connect(port, timeout=IO_TIMEOUT)
-        lib.defer(s.close)
-        fresh.append(s)
+    fresh = clients(port, 5)
     eq([relayed(s) for s in fresh], [True] * 5,
        "after they left, five new clients are relayed")
     for s in fresh:
@@ -154,7 +128,8 @@ def emfile(d):
         return
     ok(len(live) > 10, "dozens of relays were established first",
        "only %d" % len(live))
-    eq(sum(ping(s, b"ping %d" % i) for i, s in enumerate(live)), len(live),
+    eq(sum(relayed(s, b"ping %d" % i, IO_TIMEOUT)
+           for i, s in enumerate(live)), len(live),
        "every established relay still carries data while paused")
     share = lib.cpu_share(mux.proc.pid, 3)
     diag("snimux used %.1f%% of a core over 3 s while paused" %
@@ -194,14 +169,10 @@ def emfile(d):
     dropped = [ln for ln in mux.log().splitlines() if "end=error" in ln]
     eq(dropped, [], "no client accepted while out of descriptors is "
        "dropped (end=error socket: Too many open files)")
-    fresh = []
-    for _ in range(5):
-        s = lib.connect(port, timeout=IO_TIMEOUT)
-        lib.defer(s.close)
-        fresh.append(s)
+    fresh = clients(port, 5)
     eq([relayed(s, timeout=20) for s in fresh], [True] * 5,
        "and new clients are accepted and relayed again")
-    eq(sum(ping(s, b"pong") for s in live), len(live),
+    eq(sum(relayed(s, b"pong", IO_TIMEOUT) for s in live), len(live),
        "the older relays still work")
     for s in live + stuck + queued + fresh:
         s.close()
