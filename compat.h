@@ -20,6 +20,13 @@
 #define HAVE_SPLICE	0
 #endif
 
+/* Accepted sockets take TCP_NODELAY from their listening socket. */
+#if defined(__linux__) || defined(__FreeBSD__)
+#define ACCEPT_KEEPS_NODELAY	1
+#else
+#define ACCEPT_KEEPS_NODELAY	0
+#endif
+
 #if !HAVE_SPLICE
 #include <errno.h>
 #include <unistd.h>

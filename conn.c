@@ -288,12 +288,9 @@ conn_close(struct conn *c, const char *end)
 	    (unsigned long long)c->bytes[B2C],
 	    (unsigned long long)(w->now - c->start_ms), end, errtext);
 
-	loop_unwatch(w->loop, c->cfd);
-	close(c->cfd);
-	if (c->bfd != -1) {
-		loop_unwatch(w->loop, c->bfd);
-		close(c->bfd);
-	}
+	loop_close(w->loop, c->cfd);
+	if (c->bfd != -1)
+		loop_close(w->loop, c->bfd);
 	for (d = C2B; d <= B2C; d++) {
 		free(c->pend[d]);
 		if (c->pipe[d] != NULL)
@@ -497,8 +494,7 @@ conn_backend_failed(struct conn *c, const char *op, int err)
 	c->err = err;
 	log_info("conn=%llu backend=%s %s: %s", (unsigned long long)c->id,
 	    c->route->backends[c->backend].text, op, strerror(err));
-	loop_unwatch(c->w->loop, c->bfd);
-	close(c->bfd);
+	loop_close(c->w->loop, c->bfd);
 	c->bfd = -1;
 	c->backend++;
 	conn_connect_next(c);
@@ -517,6 +513,16 @@ conn_relay_start(struct conn *c)
 	timer_set(c, Q_IDLE, c->cf->idle_ms);
 	/* The hello, and whatever followed it, goes out first. */
 	relay_done(c, relay_flush(c, C2B));
+}
+
+/* Has the connection on socket <fd>, begun without blocking, been made? */
+static int
+connected_now(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
 }
 
 /*
@@ -602,6 +608,14 @@ conn_connect_next(struct conn *c)
 			return;
 		}
 		if (errno == EINPROGRESS) {
+			/*
+			 * A near backend (loopback, the same host) has often
+			 * accepted by now: then there is nothing to wait for.
+			 */
+			if (connected_now(c->bfd)) {
+				conn_relay_start(c);
+				return;
+			}
 			c->state = CONN_CONNECT;
 			timer_set(c, Q_CONNECT, c->cf->connect_ms);
 			conn_watch(c);
@@ -639,7 +653,9 @@ relay_fd(const struct conn *c, int dir, int dst)
 static void
 relay_shut(struct conn *c, int dir)
 {
-	if (c->eof[dir] && !relay_pending(c, dir))
+	/* When the other way is done too, closing says the same. */
+	if (c->eof[dir] && !relay_pending(c, dir) &&
+	    !(c->eof[!dir] && !relay_pending(c, !dir)))
 		shutdown(relay_fd(c, dir, 1), SHUT_WR);
 }
 
@@ -879,7 +895,8 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa,
 	c->cf = w->cf;
 	config_ref(c->cf);
 	hello_init(&c->scan);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (!ACCEPT_KEEPS_NODELAY)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	TAILQ_INSERT_TAIL(&w->all, c, all);
 	CTR_ADD(w->nconns, 1);
 	c->state = CONN_HELLO;

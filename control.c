@@ -227,8 +227,7 @@ control_answer(struct ctl *k, const char *cmd)
 static void
 ctl_free(struct ctl *k)
 {
-	loop_unwatch(control_loop, k->fd);
-	close(k->fd);
+	loop_close(control_loop, k->fd);
 	TAILQ_REMOVE(&ctl_list, k, entry);
 	nctl--;
 	free(k->out.p);

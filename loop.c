@@ -135,18 +135,36 @@ loop_watch(struct loop *l, int fd, int mask, loop_cb cb, void *arg)
 	return 0;
 }
 
-/* Stop watching <fd>; call before closing it. */
-void
-loop_unwatch(struct loop *l, int fd)
+static void
+slot_drop(struct loop *l, int fd, int tell)
 {
 	if (fd < 0 || fd >= l->nslots)
 		return;
-	if (l->slots[fd].mask != 0)
+	if (tell && l->slots[fd].mask != 0)
 		poller_set(l, fd, l->slots[fd].mask, 0, 0);
 	l->slots[fd].mask = 0;
 	l->slots[fd].cb = NULL;
 	l->slots[fd].arg = NULL;
 	l->slots[fd].gen++;
+}
+
+/* Stop watching <fd>, which stays open. */
+void
+loop_unwatch(struct loop *l, int fd)
+{
+	slot_drop(l, fd, 1);
+}
+
+/*
+ * Stop watching <fd> and close it.  Closing the last descriptor of a
+ * socket takes it out of epoll and kqueue alike, so this costs no call
+ * to the poller; snimux never duplicates the descriptors it watches.
+ */
+void
+loop_close(struct loop *l, int fd)
+{
+	slot_drop(l, fd, 0);
+	close(fd);
 }
 
 /*

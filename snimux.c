@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -84,6 +85,8 @@ socket_listen(const struct sockaddr *sa, socklen_t len, int any, int reuse)
 		close(fd);
 		return 0;
 	}
+	/* Clients inherit it where the system allows (compat.h). */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (listen(fd, SOMAXCONN) == -1)
 		goto fail;
 	return fd;

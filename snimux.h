@@ -189,6 +189,7 @@ struct loop	*loop_new(void);
 void		 loop_free(struct loop *);
 int		 loop_watch(struct loop *, int, int, loop_cb, void *);
 void		 loop_unwatch(struct loop *, int);
+void		 loop_close(struct loop *, int);
 int		 loop_once(struct loop *, int);
 uint64_t	 loop_now(const struct loop *);
 uint64_t	 now_ms(void);
