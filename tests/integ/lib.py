@@ -565,12 +565,34 @@ class Snimux:
         os.kill(self.proc.pid, signal.SIGHUP)
 
     def stop(self, timeout=15):
-        """SIGTERM and wait; returns the exit status."""
+        """SIGTERM and wait; returns the exit status.  When no client
+        connection is open at that moment, first check that none has
+        left anything behind: no TCP connection socket in the daemon and
+        every connections_active row at 0."""
+        self.check_settled()
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return "still running %d s after SIGTERM" % timeout
+
+    def check_settled(self):
+        if self.proc.poll() is not None:
+            return
+        try:
+            m = self.metrics()
+        except (RuntimeError, OSError):
+            return
+        if m.get("snimux_open_connections") != 0:
+            diag("%d connections open at stop: no leak check" %
+                 (m.get("snimux_open_connections") or -1))
+            return
+        wait_until(lambda: proc_tcp_conns(self.proc.pid) == 0, 5)
+        eq(proc_tcp_conns(self.proc.pid), 0, "no client is open and snimux "
+           "holds no TCP connection socket")
+        eq({dict(lab)["route"]: v for lab, v in
+            m.series("snimux_connections_active").items() if v},
+           {}, "every connections_active row is back to 0")
 
     def log(self):
         with open(self.logpath, errors="replace") as f:
@@ -608,6 +630,33 @@ def proc_fds(pid):
     it is gone."""
     try:
         return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return None
+
+
+def proc_tcp_conns(pid):
+    """TCP sockets of process pid that are not listening (connected,
+    connecting or closing), from /proc/PID/fd and /proc/PID/net/tcp*;
+    None when it is gone."""
+    try:
+        inodes = set()
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+        found = 0
+        for table in ("tcp", "tcp6"):
+            with open("/proc/%d/net/%s" % (pid, table)) as f:
+                next(f)
+                for line in f:
+                    field = line.split()
+                    # field 3 is the state (0A: listening), 9 the inode
+                    if field[9] in inodes and field[3] != "0A":
+                        found += 1
+        return found
     except OSError:
         return None
 
