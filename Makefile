@@ -3,6 +3,7 @@
 #   make              build ./snimux
 #   make check        every test (installs what the tests need)
 #   make demo         two TLS servers and a default behind one port
+#   make soak         a mix of clients for 10 minutes (SOAK_SECONDS=N)
 #   make SANITIZE=address,undefined check    the same under sanitizers
 
 CC	?= cc
@@ -56,11 +57,12 @@ FUZZ_FLAGS = $(WARN) $(DEFS) -O1 -g \
 	     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 60
 
-tests/fuzz_hello: tests/fuzz_hello.c parse_hello.c parse_hello.h
+tests/fuzz_hello: tests/fuzz_hello.c parse_hello.c parse_hello.h \
+		tests/fuzz_target.h
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz_hello.c parse_hello.c
 
 tests/fuzz_config: tests/fuzz_config.c config.c backend_table.c log.c \
-		snimux.h
+		snimux.h tests/fuzz_target.h
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz_config.c config.c \
 	    backend_table.c log.c $(LDLIBS)
 
@@ -70,7 +72,8 @@ fuzz:
 
 check: snimux $(UNIT)
 	sh tests/deps.sh
-	sh tests/run.sh tests/t_lint.sh $(UNIT) tests/fuzz.sh $(INTEG)
+	sh tests/run.sh tests/t_lint.sh $(UNIT) tests/fuzz.sh $(INTEG) \
+	    tests/t_soak.sh
 
 # The whole suite again on a clang build with AddressSanitizer and UBSan.
 check-asan:
@@ -81,6 +84,13 @@ check-asan:
 
 demo: snimux
 	sh tests/demo.sh
+
+# The soak test: every kind of client at once for SOAK_SECONDS (make
+# soak SOAK_SECONDS=60); make check runs 30 s of it (tests/t_soak.sh).
+SOAK_SECONDS ?= 600
+
+soak: snimux
+	SOAK_SECONDS=$(SOAK_SECONDS) python3 tests/soak.py
 
 # The benchmark: snimux against a direct connection and, when installed,
 # HAProxy and nginx stream.  bench-quick is the short form (< 3 min).
@@ -112,4 +122,5 @@ clean:
 	    bench/loadgen
 	rm -rf tests/logs
 
-.PHONY: all unit check check-asan demo install lint clean fuzz bench bench-quick
+.PHONY: all unit check check-asan demo install lint clean fuzz bench bench-quick \
+	soak
