@@ -33,7 +33,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-CORPUS_HELLO = os.path.join(ROOT, '..', 'shared', 'corpus',
+CORPUS_HELLO = os.path.join(ROOT, 'tests', 'corpus',
                             'python_ssl_sni.bin')
 NAME = 'alice.example.com'
 CLK_TCK = os.sysconf('SC_CLK_TCK')

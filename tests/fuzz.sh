@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: ISC
 # tests/fuzz.sh [TARGET...]: runs the libFuzzer targets (default: hello
 # config) for $FUZZ_SECONDS each (default 10), seeded from tests/fuzz/T/
-# (hello also from $SNIMUX_CORPUS or ../shared/corpus).  New corpus
+# (hello also from $SNIMUX_CORPUS or tests/corpus).  New corpus
 # entries go to a scratch directory that is removed; a failing input is
 # kept as tests/fuzz/T/crash-*.  Prints one "ok"/"not ok" line a target,
 # or a skip when $FUZZ_CC (default clang) cannot link libFuzzer.
@@ -40,7 +40,7 @@ fi
 fail=0
 for t in $targets; do
 	seeds=tests/fuzz/$t
-	[ "$t" = hello ] && seeds="$seeds ${SNIMUX_CORPUS:-../shared/corpus}"
+	[ "$t" = hello ] && seeds="$seeds ${SNIMUX_CORPUS:-tests/corpus}"
 	dict=
 	[ -f "tests/fuzz/$t.dict" ] && dict=-dict=tests/fuzz/$t.dict
 	log=$scratch/$t.log

@@ -454,7 +454,7 @@ check(const uint8_t *b, size_t n)
 #ifdef FUZZ_REPLAY
 /*
  * Replays each file or directory named, by default tests/fuzz/hello and
- * the shared corpus ($SNIMUX_CORPUS or ../shared/corpus).  Exits 0 when
+ * the ClientHello corpus ($SNIMUX_CORPUS or tests/corpus).  Exits 0 when
  * every input passes.
  */
 int
@@ -464,7 +464,7 @@ main(int argc, char *argv[])
 
 	if (argc < 2) {
 		if ((corpus = getenv("SNIMUX_CORPUS")) == NULL)
-			corpus = "../shared/corpus";
+			corpus = "tests/corpus";
 		replay_dir("tests/fuzz/hello");
 		replay_dir(corpus);
 	}

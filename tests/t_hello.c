@@ -966,7 +966,7 @@ t_corpus(void)
 	size_t		 n = 0, k;
 
 	if ((dir = getenv("SNIMUX_CORPUS")) == NULL)
-		dir = "../shared/corpus";
+		dir = "tests/corpus";
 	if ((d = opendir(dir)) == NULL) {
 		ok(0, "corpus directory %s opens", dir);
 		return;
@@ -1717,7 +1717,7 @@ t_mutations(void)
 
 /*
  * Runs every check, printing one "ok" or "not ok" line each; the corpus
- * is read from $SNIMUX_CORPUS or ../shared/corpus.  Exits 0 when all pass.
+ * is read from $SNIMUX_CORPUS or tests/corpus.  Exits 0 when all pass.
  */
 int
 main(void)

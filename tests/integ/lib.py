@@ -36,7 +36,7 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 SNIMUX = os.path.abspath(os.environ.get("SNIMUX_BIN") or
                          os.path.join(TOP, "snimux"))
 CORPUS = os.path.abspath(os.environ.get("SNIMUX_CORPUS") or
-                         os.path.join(TOP, "..", "shared", "corpus"))
+                         os.path.join(TOP, "tests", "corpus"))
 LOGDIR = os.path.abspath(os.environ.get("TEST_LOGS") or
                          os.path.join(TOP, "tests", "logs"))
 TEST = os.path.splitext(os.path.basename(sys.argv[0]))[0]
