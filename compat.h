@@ -12,11 +12,9 @@
 
 #if defined(__linux__)
 #define HAVE_EPOLL	1
-#define HAVE_ACCEPT4	1
 #define HAVE_SPLICE	1
 #else
 #define HAVE_EPOLL	0
-#define HAVE_ACCEPT4	0
 #define HAVE_SPLICE	0
 #endif
 

@@ -26,12 +26,20 @@
 
 #define CONFIG_MAXWORDS	256
 
+/* The settings that take one value: giving one twice is an error. */
+enum once {
+	ONCE_HELLO_MS, ONCE_CONNECT_MS, ONCE_IDLE_MS, ONCE_DRAIN_MS,
+	ONCE_HELLO_MAX, ONCE_WORKERS, ONCE_RELAY, ONCE_MAX_CONNS,
+	ONCE_NO_SNI, ONCE_UNKNOWN_SNI, ONCE_N
+};
+
 struct parse {
 	struct config	*cf;
 	const char	*file;
 	int		 line;
 	int		 nerrors;
 	int		 default_line;
+	int		 once[ONCE_N];	/* line of each setting, or 0 */
 	size_t		 routes_size;
 	size_t		 listens_size;
 };
@@ -51,6 +59,22 @@ config_error(struct parse *p, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	p->nerrors++;
+}
+
+/*
+ * Note that setting <which> (written <name>) is given on this line.
+ * Returns -1, with an error, when an earlier line gave it already.
+ */
+static int
+config_once(struct parse *p, enum once which, const char *name)
+{
+	if (p->once[which] != 0) {
+		config_error(p, "duplicate '%s' (first on line %d)", name,
+		    p->once[which]);
+		return -1;
+	}
+	p->once[which] = p->line;
+	return 0;
 }
 
 /*
@@ -405,25 +429,34 @@ do_timeout(struct parse *p, char **w, int n)
 {
 	struct config *cf = p->cf;
 	uint64_t ms, *dst;
+	enum once which;
+	char name[16];
 
 	if (n != 2) {
 		config_error(p, "usage: timeout hello|connect|idle|drain "
 		    "DURATION");
 		return;
 	}
-	if (strcmp(w[0], "hello") == 0)
+	if (strcmp(w[0], "hello") == 0) {
 		dst = &cf->hello_ms;
-	else if (strcmp(w[0], "connect") == 0)
+		which = ONCE_HELLO_MS;
+	} else if (strcmp(w[0], "connect") == 0) {
 		dst = &cf->connect_ms;
-	else if (strcmp(w[0], "idle") == 0)
+		which = ONCE_CONNECT_MS;
+	} else if (strcmp(w[0], "idle") == 0) {
 		dst = &cf->idle_ms;
-	else if (strcmp(w[0], "drain") == 0)
+		which = ONCE_IDLE_MS;
+	} else if (strcmp(w[0], "drain") == 0) {
 		dst = &cf->drain_ms;
-	else {
+		which = ONCE_DRAIN_MS;
+	} else {
 		config_error(p, "unknown timeout '%s': want hello, connect, "
 		    "idle or drain", w[0]);
 		return;
 	}
+	snprintf(name, sizeof(name), "timeout %s", w[0]);
+	if (config_once(p, which, name) == -1)
+		return;
 	if (duration_parse(w[1], &ms) == -1) {
 		config_error(p, "invalid duration '%s': want a number with "
 		    "a unit (ms, s, m, h), such as 5s", w[1]);
@@ -442,6 +475,8 @@ do_hello_max(struct parse *p, char **w, int n)
 		config_error(p, "usage: hello-max-size BYTES");
 		return;
 	}
+	if (config_once(p, ONCE_HELLO_MAX, "hello-max-size") == -1)
+		return;
 	errno = 0;
 	v = strtoull(w[0], &ep, 10);
 	if (errno == 0 && isdigit((unsigned char)w[0][0]) &&
@@ -459,8 +494,11 @@ do_hello_max(struct parse *p, char **w, int n)
 }
 
 static void
-do_policy(struct parse *p, const char *name, char **w, int n, int *dst)
+do_policy(struct parse *p, const char *name, enum once which, char **w,
+    int n, int *dst)
 {
+	if (config_once(p, which, name) == -1)
+		return;
 	if (n == 1 && strcmp(w[0], "default") == 0)
 		*dst = 0;
 	else if (n == 1 && strcmp(w[0], "refuse") == 0)
@@ -490,6 +528,8 @@ do_workers(struct parse *p, char **w, int n)
 {
 	unsigned long long v;
 
+	if (config_once(p, ONCE_WORKERS, "workers") == -1)
+		return;
 	if (n == 1 && strcmp(w[0], "auto") == 0)
 		p->cf->workers = 0;
 	else if (n == 1 && number_parse(w[0], 1, 64, &v) == 0)
@@ -501,6 +541,8 @@ do_workers(struct parse *p, char **w, int n)
 static void
 do_relay(struct parse *p, char **w, int n)
 {
+	if (config_once(p, ONCE_RELAY, "relay") == -1)
+		return;
 	if (n == 1 && strcmp(w[0], "splice") == 0)
 		p->cf->relay = RELAY_SPLICE;
 	else if (n == 1 && strcmp(w[0], "copy") == 0)
@@ -514,6 +556,8 @@ do_max_conns(struct parse *p, char **w, int n)
 {
 	unsigned long long v;
 
+	if (config_once(p, ONCE_MAX_CONNS, "max-connections") == -1)
+		return;
 	if (n == 1 && strcmp(w[0], "auto") == 0)
 		p->cf->max_conns = 0;
 	else if (n == 1 && number_parse(w[0], 1, 100000000, &v) == 0)
@@ -688,9 +732,11 @@ config_line(struct parse *p, char *s)
 	else if (strcmp(w[0], "max-connections") == 0)
 		do_max_conns(p, w + 1, n - 1);
 	else if (strcmp(w[0], "no-sni") == 0)
-		do_policy(p, w[0], w + 1, n - 1, &p->cf->nosni.refuse);
+		do_policy(p, w[0], ONCE_NO_SNI, w + 1, n - 1,
+		    &p->cf->nosni.refuse);
 	else if (strcmp(w[0], "unknown-sni") == 0)
-		do_policy(p, w[0], w + 1, n - 1, &p->cf->unknown.refuse);
+		do_policy(p, w[0], ONCE_UNKNOWN_SNI, w + 1, n - 1,
+		    &p->cf->unknown.refuse);
 	else
 		config_error(p, "unknown directive '%s'", w[0]);
 }

@@ -81,11 +81,16 @@ struct conn {
 	uint8_t			 refused;
 	uint8_t			 copy;		/* no splice for this one */
 	uint8_t			 waiting;	/* in the worker's fdwait */
+	uint8_t			 fdretry;	/* taken from fdwait to retry */
 };
 
 const char *const hello_fail_names[FAIL_NREASONS] = {
 	"timeout", "invalid", "not_tls", "too_large", "refused", "aborted",
 	"limit"
+};
+
+const char *const conn_end_names[END_NREASONS] = {
+	"eof", "reset", "idle", "drain", "connect", "error"
 };
 
 static _Atomic uint64_t	conn_open;	/* client connections, all workers */
@@ -95,6 +100,7 @@ static size_t		pipes_max = 64;
 
 static void	conn_event(int, int, void *);
 static void	conn_close(struct conn *, const char *);
+static void	conn_end(struct conn *, enum conn_end);
 static void	conn_connect_next(struct conn *);
 static int	relay_flush(struct conn *, int);
 static void	relay_done(struct conn *, int);
@@ -161,13 +167,27 @@ static void
 timer_set(struct conn *c, enum conn_queue q, uint64_t ms)
 {
 	struct worker *w = c->w;
+	struct conn *prev;
 
 	if (c->queue != Q_NONE)
 		TAILQ_REMOVE(&w->timers[c->queue], c, timer);
 	c->queue = q;
 	c->deadline_ms = w->now + ms;
-	if (q != Q_NONE)
-		TAILQ_INSERT_TAIL(&w->timers[q], c, timer);
+	if (q == Q_NONE)
+		return;
+	/*
+	 * Each queue is kept in deadline order.  A new deadline is nearly
+	 * always the latest, so the walk from the tail stops at once; an
+	 * idle connection requeued after traffic, or a timeout shortened
+	 * by a reload, moves up past the later ones.
+	 */
+	prev = TAILQ_LAST(&w->timers[q], conn_list);
+	while (prev != NULL && prev->deadline_ms > c->deadline_ms)
+		prev = TAILQ_PREV(prev, conn_list, timer);
+	if (prev == NULL)
+		TAILQ_INSERT_HEAD(&w->timers[q], c, timer);
+	else
+		TAILQ_INSERT_AFTER(&w->timers[q], prev, c, timer);
 }
 
 static int
@@ -176,7 +196,8 @@ relay_pending(const struct conn *c, int dir)
 	return c->pend[dir] != NULL || c->pipe[dir] != NULL;
 }
 
-static void
+/* Watch what the state needs.  -1 when that failed and <c> is gone. */
+static int
 conn_watch(struct conn *c)
 {
 	struct loop *l = c->w->loop;
@@ -205,8 +226,10 @@ conn_watch(struct conn *c)
 	    (c->bfd != -1 && loop_watch(l, c->bfd, bm, conn_event, c) == -1)) {
 		c->err = errno;
 		c->err_op = "watch";
-		conn_close(c, "error");
+		conn_end(c, END_ERROR);
+		return -1;
 	}
+	return 0;
 }
 
 static void
@@ -220,6 +243,14 @@ conn_fail(struct conn *c, enum hello_fail why)
 {
 	fail_count(c->w, why);
 	conn_close(c, hello_fail_names[why]);
+}
+
+/* End a connection that got past its hello, and count how it ended. */
+static void
+conn_end(struct conn *c, enum conn_end why)
+{
+	CTR_ADD(c->w->endings[why], 1);
+	conn_close(c, conn_end_names[why]);
 }
 
 static struct relay_pipe *
@@ -351,7 +382,7 @@ conn_route(struct conn *c, enum hello_result r, const struct hello *h)
 		    NULL) {
 			c->err = errno;
 			c->err_op = "hello";
-			conn_close(c, "error");
+			conn_end(c, END_ERROR);
 			return;
 		}
 		rt = table_lookup(cf->table, c->sni, h->sni_len);
@@ -401,7 +432,7 @@ conn_hello_room(struct conn *c)
 	if ((b = buf_grow(b, size)) == NULL) {
 		c->err = errno;
 		c->err_op = "hello";
-		conn_close(c, "error");
+		conn_end(c, END_ERROR);
 		return -1;
 	}
 	c->pend[C2B] = b;
@@ -452,7 +483,7 @@ conn_hello_read(struct conn *c)
 	if (scratch_room(w, c->cf->hello_max) == -1) {
 		c->err = errno;
 		c->err_op = "hello";
-		conn_close(c, "error");
+		conn_end(c, END_ERROR);
 		return;
 	}
 	r = hello_parse(&c->scan, b->data, b->len, w->scratch,
@@ -494,7 +525,8 @@ conn_backend_failed(struct conn *c, const char *op, int err)
 	c->err = err;
 	log_info("conn=%llu backend=%s %s: %s", (unsigned long long)c->id,
 	    c->route->backends[c->backend].text, op, strerror(err));
-	loop_close(c->w->loop, c->bfd);
+	if (c->bfd != -1)
+		loop_close(c->w->loop, c->bfd);
 	c->bfd = -1;
 	c->backend++;
 	conn_connect_next(c);
@@ -537,10 +569,10 @@ conn_fdwait(struct conn *c, int first)
 {
 	struct worker *w = c->w;
 
-	if (c->state != CONN_CONNECT) {
-		c->state = CONN_CONNECT;
+	/* A retry keeps its deadline; a fresh wait gets a whole one. */
+	c->state = CONN_CONNECT;
+	if (!first)
 		timer_set(c, Q_CONNECT, c->cf->connect_ms);
-	}
 	c->err = errno;
 	c->err_op = "socket";
 	if (first)
@@ -569,6 +601,7 @@ conn_fdwait_retry(struct worker *w)
 	while (!w->fd_short && (c = TAILQ_FIRST(&w->fdwait)) != NULL) {
 		TAILQ_REMOVE(&w->fdwait, c, fdwait);
 		c->waiting = 0;
+		c->fdretry = 1;
 		conn_connect_next(c);
 	}
 	TAILQ_FOREACH(c, &w->fdwait, fdwait)
@@ -581,8 +614,9 @@ static void
 conn_connect_next(struct conn *c)
 {
 	const struct backend *b;
-	int retry = c->err_op != NULL && strcmp(c->err_op, "socket") == 0;
+	int retry = c->fdretry;
 
+	c->fdretry = 0;
 	for (; c->backend < c->route->nbackends; c->backend++) {
 		b = &c->route->backends[c->backend];
 		c->bfd = socket(b->addr.ss_family,
@@ -593,12 +627,8 @@ conn_connect_next(struct conn *c)
 				conn_fdwait(c, retry);
 				return;
 			}
-			CTR_ADD(conn_cell(c)->backend_failures, 1);
-			log_warn("conn=%llu backend socket",
-			    (unsigned long long)c->id);
-			c->err = errno;
-			c->err_op = "socket";
-			conn_close(c, "error");
+			/* Such as no IPv6 here: the next may do. */
+			conn_backend_failed(c, "socket", errno);
 			return;
 		}
 		c->err_op = NULL;
@@ -625,7 +655,7 @@ conn_connect_next(struct conn *c)
 		return;
 	}
 	c->backend = c->route->nbackends;
-	conn_close(c, "connect");
+	conn_end(c, END_CONNECT);
 }
 
 static void
@@ -815,12 +845,14 @@ static void
 relay_done(struct conn *c, int rc)
 {
 	if (rc == -1) {
-		conn_close(c, "reset");
+		/* Out of memory is snimux's failure, not the peers'. */
+		conn_end(c, c->err == ENOMEM || c->err == ENOBUFS ?
+		    END_ERROR : END_RESET);
 		return;
 	}
 	if (c->eof[C2B] && c->eof[B2C] && !relay_pending(c, C2B) &&
 	    !relay_pending(c, B2C)) {
-		conn_close(c, "eof");
+		conn_end(c, END_EOF);
 		return;
 	}
 	conn_watch(c);
@@ -870,6 +902,28 @@ conn_event(int fd, int mask, void *arg)
 	relay_done(c, rc);
 }
 
+/*
+ * The access line of a client closed as soon as it was accepted (over
+ * max-connections, or no memory for it): it still gets a number.
+ */
+static void
+conn_log_unserved(const struct sockaddr *sa, const char *end,
+    const char *op, int err)
+{
+	char client[64];
+	unsigned long long id;
+
+	id = atomic_fetch_add_explicit(&conn_ids, 1, memory_order_relaxed) + 1;
+	addr_format(sa, client, sizeof(client));
+	if (op != NULL)
+		log_info("conn=%llu client=%s sni=- route=- backend=- c2b=0 "
+		    "b2c=0 ms=0 end=%s err=\"%s: %s\"", id, client, end, op,
+		    strerror(err));
+	else
+		log_info("conn=%llu client=%s sni=- route=- backend=- c2b=0 "
+		    "b2c=0 ms=0 end=%s", id, client, end);
+}
+
 static void
 conn_new(struct worker *w, int fd, const struct sockaddr *sa,
     socklen_t salen)
@@ -878,7 +932,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa,
 	int one = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		log_warn("accept: dropping a client");
+		conn_log_unserved(sa, "error", "accept", errno);
 		close(fd);
 		atomic_fetch_sub_explicit(&conn_open, 1, memory_order_relaxed);
 		return;
@@ -901,7 +955,13 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa,
 	CTR_ADD(w->nconns, 1);
 	c->state = CONN_HELLO;
 	timer_set(c, Q_HELLO, c->cf->hello_ms);
-	conn_watch(c);
+	/*
+	 * A client writes its hello right after connecting, so by the time
+	 * it is accepted the hello has often arrived: read it now rather
+	 * than after one more turn of the loop.
+	 */
+	if (conn_watch(c) == 0)
+		conn_hello_read(c);
 }
 
 /*
@@ -934,6 +994,8 @@ conn_accept(struct worker *w, int lfd)
 			atomic_fetch_sub_explicit(&conn_open, 1,
 			    memory_order_relaxed);
 			fail_count(w, FAIL_LIMIT);
+			conn_log_unserved((struct sockaddr *)&ss, "limit",
+			    NULL, 0);
 			close(fd);
 			continue;
 		}
@@ -956,13 +1018,13 @@ conn_expire(struct conn *c)
 		if (c->waiting) {
 			/* No descriptor came free in time. */
 			CTR_ADD(conn_cell(c)->backend_failures, 1);
-			conn_close(c, "error");
+			conn_end(c, END_ERROR);
 			break;
 		}
 		conn_backend_failed(c, "connect", ETIMEDOUT);
 		break;
 	case CONN_RELAY:
-		conn_close(c, "idle");
+		conn_end(c, END_IDLE);
 		break;
 	}
 }
@@ -1007,5 +1069,5 @@ conn_drain_all(struct worker *w)
 	struct conn *c;
 
 	while ((c = TAILQ_FIRST(&w->all)) != NULL)
-		conn_close(c, "drain");
+		conn_end(c, END_DRAIN);
 }

@@ -96,16 +96,25 @@ out_printf(struct out *o, const char *fmt, ...)
 #define ROW(cf, r, f) ((unsigned long long)stats_sum((r)->stats,	\
 	(cf)->ncells, offsetof(struct stats_cell, f)))
 
+/* The sum over the workers of the counter at <off> in struct worker. */
 static uint64_t
-fail_sum(int why)
+workers_sum(size_t off)
 {
 	uint64_t sum = 0;
 	unsigned i;
 
 	for (i = 0; i < nworkers; i++)
-		sum += CTR_GET(workers[i].hello_failures[why]);
+		sum += CTR_GET(*(_Atomic uint64_t *)((char *)&workers[i] +
+		    off));
 	return sum;
 }
+
+#define FAIL_SUM(why) ((unsigned long long)workers_sum(			\
+	offsetof(struct worker, hello_failures) +			\
+	(size_t)(why) * sizeof(_Atomic uint64_t)))
+#define END_SUM(why) ((unsigned long long)workers_sum(			\
+	offsetof(struct worker, endings) +				\
+	(size_t)(why) * sizeof(_Atomic uint64_t)))
 
 static void
 stats_row(struct out *o, const struct config *cf, const struct route *r,
@@ -134,7 +143,11 @@ control_stats(struct out *o, const struct config *cf)
 	out_printf(o, "\nhello failures:");
 	for (i = 0; i < FAIL_NREASONS; i++)
 		out_printf(o, " %s=%llu", hello_fail_names[i],
-		    (unsigned long long)fail_sum(i));
+		    FAIL_SUM(i));
+	out_printf(o, "\nconnections ended:");
+	for (i = 0; i < END_NREASONS; i++)
+		out_printf(o, " %s=%llu", conn_end_names[i],
+		    END_SUM(i));
 	out_printf(o, "\nconnections open: %llu\n",
 	    (unsigned long long)conn_open_total());
 }
@@ -201,7 +214,14 @@ control_metrics(struct out *o, const struct config *cf)
 	for (i = 0; i < FAIL_NREASONS; i++)
 		out_printf(o, "snimux_hello_failures_total{reason=\"%s\"} "
 		    "%llu\n", hello_fail_names[i],
-		    (unsigned long long)fail_sum(i));
+		    FAIL_SUM(i));
+	out_printf(o, "# HELP snimux_connections_ended_total Connections "
+	    "that ended, but for hello failures, by how.\n"
+	    "# TYPE snimux_connections_ended_total counter\n");
+	for (i = 0; i < END_NREASONS; i++)
+		out_printf(o, "snimux_connections_ended_total{end=\"%s\"} "
+		    "%llu\n", conn_end_names[i],
+		    END_SUM(i));
 	out_printf(o, "# HELP snimux_open_connections Client connections "
 	    "open now.\n# TYPE snimux_open_connections gauge\n"
 	    "snimux_open_connections %llu\n",
@@ -452,6 +472,7 @@ int
 control_client(const char *path, const char *cmd)
 {
 	struct sockaddr_un sun;
+	FILE *out = NULL;
 	char buf[8192];
 	ssize_t n;
 	int fd;
@@ -473,14 +494,18 @@ control_client(const char *path, const char *cmd)
 		close(fd);
 		return 1;
 	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+	/* An answer that begins "error: " goes to stderr, with status 1. */
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		if (out == NULL)
+			out = n >= 7 && memcmp(buf, "error: ", 7) == 0 ?
+			    stderr : stdout;
+		if (fwrite(buf, 1, (size_t)n, out) != (size_t)n)
 			break;
+	}
 	close(fd);
 	if (n == -1) {
 		fprintf(stderr, "snimux: %s: %s\n", path, strerror(errno));
 		return 1;
 	}
-	return strncmp(cmd, "stats", 5) == 0 || strncmp(cmd, "metrics", 7) ==
-	    0 || strcmp(cmd, "help") == 0 ? 0 : 1;
+	return out == stderr ? 1 : 0;
 }

@@ -2,7 +2,7 @@
 /*
  * Copyright (c) 2026 The snimux authors
  *
- * kqueue(2) poller backend, included by loop.c on the BSDs and macOS.
+ * kqueue(2) poller backend, included by loop.c on the BSDs.
  */
 #include <sys/event.h>
 #include <sys/time.h>

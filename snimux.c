@@ -48,13 +48,15 @@ static int		 sig_pipe[2] = { -1, -1 };
 static int		 stopping;
 static uint64_t		 drain_deadline_ms;
 
+/* The usage text: on stdout with status 0 for -h, else an error. */
 static void
-usage(void)
+usage(int status)
 {
-	fprintf(stderr, "usage: snimux [-dt] [-c file]\n"
+	fprintf(status == 0 ? stdout : stderr,
+	    "usage: snimux [-dt] [-c file]\n"
 	    "       snimux [-c file] stats|metrics|help\n"
-	    "       snimux -V\n");
-	exit(1);
+	    "       snimux -V | -h\n");
+	exit(status);
 }
 
 /*
@@ -592,14 +594,17 @@ main(int argc, char *argv[])
 		case 'V':
 			printf("snimux %s\n", SNIMUX_VERSION);
 			return 0;
+		case 'h':
+			usage(0);
+			break;
 		default:
-			usage();
+			usage(1);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc > 1 || (argc == 1 && check))
-		usage();
+		usage(1);
 	log_init(debug);
 
 	if (argc == 1) {

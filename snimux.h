@@ -69,6 +69,19 @@ enum hello_fail {
 
 extern const char *const hello_fail_names[FAIL_NREASONS];
 
+/* How a connection that got past its hello ended. */
+enum conn_end {
+	END_EOF,	/* both sides done */
+	END_RESET,	/* a side reset, or a relay error */
+	END_IDLE,	/* no traffic for timeout idle */
+	END_DRAIN,	/* still open at the end of a drain */
+	END_CONNECT,	/* no backend accepted */
+	END_ERROR,	/* snimux ran out of something */
+	END_NREASONS
+};
+
+extern const char *const conn_end_names[END_NREASONS];
+
 struct backend {
 	struct sockaddr_storage	 addr;
 	socklen_t		 addr_len;
@@ -242,6 +255,7 @@ struct worker {
 	size_t			 npipes_used;
 	_Atomic uint64_t	 nconns;
 	_Atomic uint64_t	 hello_failures[FAIL_NREASONS];
+	_Atomic uint64_t	 endings[END_NREASONS];
 };
 
 int		 conn_worker_init(struct worker *);

@@ -773,6 +773,16 @@ def main():
                                          for kv in sorted(ends.items())))
     eq(sum(ends.values()), T.opened,
        "one access log line per connection opened")
+    # Each access line's end= is counted once: in hello_failures_total
+    # for the hello failures (the reason is the end), in
+    # connections_ended_total for the others.
+    counted = dict(mux.endings())
+    for why, v in fails.items():
+        counted[why] = counted.get(why, 0) + v
+    eq({k: v for k, v in counted.items() if v},
+       {k: v for k, v in ends.items() if v},
+       "hello_failures_total + connections_ended_total = the access "
+       "log's end= counts, reason by reason")
     eq({k: ends[k] for k in ("error", "idle", "connect", "drain")
         if ends[k]}, {}, "no connection ended with error, idle, connect "
        "or drain")

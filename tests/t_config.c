@@ -261,6 +261,26 @@ test_errors(void)
 	expect_error(buf, 3, "duplicate 'not-tls'");
 	snprintf(buf, sizeof(buf), "%sworkers 0\n", L);
 	expect_error(buf, 2, "usage: workers auto|1..64");
+	/* A setting of one value may be given once: no silent override. */
+	snprintf(buf, sizeof(buf), "%stimeout idle 1m\ntimeout hello 2s\n"
+	    "timeout idle 2m\n", L);
+	expect_error(buf, 4, "duplicate 'timeout idle' (first on line 2)");
+	snprintf(buf, sizeof(buf), "%sworkers 2\n# c\nworkers 3\n", L);
+	expect_error(buf, 4, "duplicate 'workers' (first on line 2)");
+	snprintf(buf, sizeof(buf), "%srelay copy\nrelay copy\n", L);
+	expect_error(buf, 3, "duplicate 'relay' (first on line 2)");
+	snprintf(buf, sizeof(buf), "%shello-max-size 8k\nhello-max-size 9k\n",
+	    L);
+	expect_error(buf, 3, "duplicate 'hello-max-size' (first on line 2)");
+	snprintf(buf, sizeof(buf), "%smax-connections 9\nmax-connections "
+	    "auto\n", L);
+	expect_error(buf, 3, "duplicate 'max-connections' (first on line 2)");
+	snprintf(buf, sizeof(buf), "%sno-sni refuse\nunknown-sni refuse\n"
+	    "no-sni default\n", L);
+	expect_error(buf, 4, "duplicate 'no-sni' (first on line 2)");
+	snprintf(buf, sizeof(buf), "%sunknown-sni refuse\nunknown-sni "
+	    "refuse\n", L);
+	expect_error(buf, 3, "duplicate 'unknown-sni' (first on line 2)");
 	snprintf(buf, sizeof(buf), "%srelay fast\n", L);
 	expect_error(buf, 2, "usage: relay splice|copy");
 	snprintf(buf, sizeof(buf), "%smax-connections -1\n", L);

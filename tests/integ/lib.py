@@ -615,6 +615,11 @@ class Snimux:
         found = self.metrics().series("snimux_hello_failures_total")
         return {dict(lab).get("reason"): v for lab, v in found.items()}
 
+    def endings(self):
+        """{end: count} of every connections_ended_total series."""
+        found = self.metrics().series("snimux_connections_ended_total")
+        return {dict(lab).get("end"): v for lab, v in found.items()}
+
     def log_tail(self, n=20):
         try:
             with open(self.logpath, errors="replace") as f:

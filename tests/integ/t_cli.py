@@ -8,6 +8,7 @@ import signal
 import socket
 import stat
 import subprocess
+import time
 
 import lib
 from lib import diag, eq, ok
@@ -266,6 +267,38 @@ def timeouts(d, cases):
     eq(mux.stop(), 0, "timeouts: snimux exits 0 on SIGTERM")
 
 
+def idle_order(d, cases):
+    """timeout idle counts from the last byte moved, also for a
+    connection whose traffic came after a later one was opened: A moves a
+    byte, then B opens, so A's idle deadline is earlier than B's and A
+    must be closed first (one worker: one timer queue for both)."""
+    alice = cases["openssl_s_client_default"]["bin"]
+    r1 = lib.RawBackend(handler=replying)
+    port = lib.free_port()
+    mux = lib.Snimux(d, ["listen 127.0.0.1:%d" % port, "workers 1",
+                         "route alice.example.com " + r1.addr,
+                         "timeout idle 3s"], tag="idle-order").start()
+    a, ka = relay(port, alice, r1, 0)
+    time.sleep(1)
+    a.sendall(b"ping")
+    lib.wait_until(lambda: ka is not None and ka.data.endswith(b"ping"), 5)
+    time.sleep(1.2)
+    b, _ = relay(port, alice, r1, 1)
+    ports = {a.getsockname()[1]: "A", b.getsockname()[1]: "B"}
+    for s in (a, b):
+        lib.read_to_end(s)
+
+    def closed():
+        return re.findall(r"client=127\.0\.0\.1:(\d+) .* end=idle",
+                          mux.log())
+    lib.wait_until(lambda: len(closed()) == 2, 10)
+    eq([ports.get(int(p)) for p in closed()], ["A", "B"],
+       "timeout idle: the connection quiet for longer is closed first, "
+       "though it was queued before the other had traffic",
+       *mux.log_tail(3))
+    eq(mux.stop(), 0, "idle order: snimux exits 0 on SIGTERM")
+
+
 def cannot_start(d):
     port = lib.free_port()
     first = lib.Snimux(d, ["listen 127.0.0.1:%d" % port],
@@ -300,6 +333,7 @@ def main():
     cases = {c["name"]: c for c in lib.corpus()}
     daemon(d, cases)
     timeouts(d, cases)
+    idle_order(d, cases)
     cannot_start(d)
 
 

@@ -64,6 +64,7 @@ def max_connections(d):
        "max-connections 5: five clients are relayed")
     before = mux.hello_failures()
     s6 = lib.connect(port, timeout=IO_TIMEOUT)
+    s6_port = s6.getsockname()[1]
     try:
         s6.sendall(HELLO["bin"])
     except OSError:
@@ -80,6 +81,10 @@ def max_connections(d):
     lib.wait_until(limited, 10, 0.1)
     eq(after.get("limit", 0) - before.get("limit", 0), 1,
        "the sixth is counted as limit")
+    lines = [l for l in mux.log().splitlines()
+             if " end=limit" in l and "client=127.0.0.1:%d " % s6_port in l]
+    eq(len(lines), 1, "the sixth has its access line, end=limit",
+       "\n".join(lines) or mux.log_tail())
     eq(rb.count(), 5, "no backend saw the sixth")
     eq([relayed(s, b"still here", IO_TIMEOUT) for s in socks], [True] * 5,
        "the five relays still work")
