@@ -454,15 +454,14 @@ do_timeout(struct parse *p, char **w, int n)
 		    "idle or drain", w[0]);
 		return;
 	}
-	snprintf(name, sizeof(name), "timeout %s", w[0]);
-	if (config_once(p, which, name) == -1)
-		return;
 	if (duration_parse(w[1], &ms) == -1) {
 		config_error(p, "invalid duration '%s': want a number with "
 		    "a unit (ms, s, m, h), such as 5s", w[1]);
 		return;
 	}
-	*dst = ms;
+	snprintf(name, sizeof(name), "timeout %s", w[0]);
+	if (config_once(p, which, name) == 0)
+		*dst = ms;
 }
 
 static void
@@ -475,8 +474,6 @@ do_hello_max(struct parse *p, char **w, int n)
 		config_error(p, "usage: hello-max-size BYTES");
 		return;
 	}
-	if (config_once(p, ONCE_HELLO_MAX, "hello-max-size") == -1)
-		return;
 	errno = 0;
 	v = strtoull(w[0], &ep, 10);
 	if (errno == 0 && isdigit((unsigned char)w[0][0]) &&
@@ -490,21 +487,26 @@ do_hello_max(struct parse *p, char **w, int n)
 		    w[0], HELLO_MAX_LIMIT / 1024);
 		return;
 	}
-	p->cf->hello_max = (size_t)v;
+	if (config_once(p, ONCE_HELLO_MAX, "hello-max-size") == 0)
+		p->cf->hello_max = (size_t)v;
 }
 
 static void
 do_policy(struct parse *p, const char *name, enum once which, char **w,
     int n, int *dst)
 {
-	if (config_once(p, which, name) == -1)
-		return;
+	int v;
+
 	if (n == 1 && strcmp(w[0], "default") == 0)
-		*dst = 0;
+		v = 0;
 	else if (n == 1 && strcmp(w[0], "refuse") == 0)
-		*dst = 1;
-	else
+		v = 1;
+	else {
 		config_error(p, "usage: %s default|refuse", name);
+		return;
+	}
+	if (config_once(p, which, name) == 0)
+		*dst = v;
 }
 
 /* Read a whole number from <lo> to <hi>; -1 if it is not one. */
@@ -528,27 +530,31 @@ do_workers(struct parse *p, char **w, int n)
 {
 	unsigned long long v;
 
-	if (config_once(p, ONCE_WORKERS, "workers") == -1)
-		return;
 	if (n == 1 && strcmp(w[0], "auto") == 0)
-		p->cf->workers = 0;
-	else if (n == 1 && number_parse(w[0], 1, 64, &v) == 0)
-		p->cf->workers = (int)v;
-	else
+		v = 0;
+	else if (n != 1 || number_parse(w[0], 1, 64, &v) == -1) {
 		config_error(p, "usage: workers auto|1..64");
+		return;
+	}
+	if (config_once(p, ONCE_WORKERS, "workers") == 0)
+		p->cf->workers = (int)v;
 }
 
 static void
 do_relay(struct parse *p, char **w, int n)
 {
-	if (config_once(p, ONCE_RELAY, "relay") == -1)
-		return;
+	int relay;
+
 	if (n == 1 && strcmp(w[0], "splice") == 0)
-		p->cf->relay = RELAY_SPLICE;
+		relay = RELAY_SPLICE;
 	else if (n == 1 && strcmp(w[0], "copy") == 0)
-		p->cf->relay = RELAY_COPY;
-	else
+		relay = RELAY_COPY;
+	else {
 		config_error(p, "usage: relay splice|copy");
+		return;
+	}
+	if (config_once(p, ONCE_RELAY, "relay") == 0)
+		p->cf->relay = relay;
 }
 
 static void
@@ -556,14 +562,14 @@ do_max_conns(struct parse *p, char **w, int n)
 {
 	unsigned long long v;
 
-	if (config_once(p, ONCE_MAX_CONNS, "max-connections") == -1)
-		return;
 	if (n == 1 && strcmp(w[0], "auto") == 0)
-		p->cf->max_conns = 0;
-	else if (n == 1 && number_parse(w[0], 1, 100000000, &v) == 0)
-		p->cf->max_conns = v;
-	else
+		v = 0;
+	else if (n != 1 || number_parse(w[0], 1, 100000000, &v) == -1) {
 		config_error(p, "usage: max-connections auto|NUMBER");
+		return;
+	}
+	if (config_once(p, ONCE_MAX_CONNS, "max-connections") == 0)
+		p->cf->max_conns = v;
 }
 
 static int

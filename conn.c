@@ -177,9 +177,11 @@ timer_set(struct conn *c, enum conn_queue q, uint64_t ms)
 		return;
 	/*
 	 * Each queue is kept in deadline order.  A new deadline is nearly
-	 * always the latest, so the walk from the tail stops at once; an
-	 * idle connection requeued after traffic, or a timeout shortened
-	 * by a reload, moves up past the later ones.
+	 * always the latest, so the walk from the tail stops at once: idle
+	 * deadlines move to the tail with traffic (relay_count()), and the
+	 * few that lag behind it move up past at most a second's worth.  A
+	 * reload that shortens a timeout makes new deadlines walk past the
+	 * older, later ones until those are gone.
 	 */
 	prev = TAILQ_LAST(&w->timers[q], conn_list);
 	while (prev != NULL && prev->deadline_ms > c->deadline_ms)
@@ -249,6 +251,11 @@ conn_fail(struct conn *c, enum hello_fail why)
 static void
 conn_end(struct conn *c, enum conn_end why)
 {
+	/* A refused client was counted when its alert went out. */
+	if (c->refused) {
+		conn_close(c, "refused");
+		return;
+	}
 	CTR_ADD(c->w->endings[why], 1);
 	conn_close(c, conn_end_names[why]);
 }
@@ -692,12 +699,21 @@ relay_shut(struct conn *c, int dir)
 static void
 relay_count(struct conn *c, int dir, size_t n)
 {
+	uint64_t now = c->w->now;
+
 	c->bytes[dir] += n;
 	if (dir == C2B)
 		CTR_ADD(conn_cell(c)->c2b_bytes, n);
 	else
 		CTR_ADD(conn_cell(c)->b2c_bytes, n);
-	c->active_ms = c->w->now;
+	c->active_ms = now;
+	/*
+	 * Traffic moves the idle deadline to the tail of its queue, at most
+	 * once a second; conn_timers_run() settles the last second exactly.
+	 */
+	if (c->queue == Q_IDLE &&
+	    c->deadline_ms + 1000 <= now + c->cf->idle_ms)
+		timer_set(c, Q_IDLE, c->cf->idle_ms);
 }
 
 static int
@@ -933,6 +949,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa,
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		conn_log_unserved(sa, "error", "accept", errno);
+		CTR_ADD(w->endings[END_ERROR], 1);
 		close(fd);
 		atomic_fetch_sub_explicit(&conn_open, 1, memory_order_relaxed);
 		return;

@@ -507,5 +507,13 @@ control_client(const char *path, const char *cmd)
 		fprintf(stderr, "snimux: %s: %s\n", path, strerror(errno));
 		return 1;
 	}
+	if (out == NULL) {
+		/* Busy (too many control clients), or out of memory. */
+		fprintf(stderr, "snimux: %s: the daemon closed the connection "
+		    "without an answer\n", path);
+		return 1;
+	}
+	if (fflush(out) == EOF || ferror(out))
+		return 1;
 	return out == stderr ? 1 : 0;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "snimux.h"
 
@@ -24,19 +25,32 @@ void
 log_init(int debug)
 {
 	log_verbose = debug;
-	setvbuf(stderr, NULL, _IOLBF, 0);
 }
 
+/*
+ * Each line goes out in one write(2), so that lines from several
+ * workers never interleave and no lock is shared; a longer line is cut
+ * to fit, its newline kept.
+ */
 static void
 log_vwrite(const char *level, const char *fmt, va_list ap, const char *err)
 {
 	char line[1024];
+	size_t len;
+	int n;
 
-	vsnprintf(line, sizeof(line), fmt, ap);
-	if (err != NULL)
-		fprintf(stderr, "snimux: %s: %s: %s\n", level, line, err);
-	else
-		fprintf(stderr, "snimux: %s: %s\n", level, line);
+	n = snprintf(line, sizeof(line), "snimux: %s: ", level);
+	len = (size_t)n;
+	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+	len = n < 0 ? len : len + (size_t)n;
+	if (err != NULL && len < sizeof(line)) {
+		n = snprintf(line + len, sizeof(line) - len, ": %s", err);
+		len = n < 0 ? len : len + (size_t)n;
+	}
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
+	(void)write(STDERR_FILENO, line, len);
 }
 
 /* Log a warning followed by the text of the current errno. */

@@ -67,6 +67,19 @@ expect_error(const char *text, int line, const char *msg)
 	config_unref(cf);
 }
 
+/* Like expect_error(), and that error is the only one. */
+static void
+expect_only(const char *text, int line, const char *msg)
+{
+	struct config *cf;
+	int nerrors;
+
+	expect_error(text, line, msg);
+	cf = load(text, &nerrors);
+	ok(cf == NULL && nerrors == 1, "'%s' is the only error", msg);
+	config_unref(cf);
+}
+
 static void
 test_good(void)
 {
@@ -281,6 +294,11 @@ test_errors(void)
 	snprintf(buf, sizeof(buf), "%sunknown-sni refuse\nunknown-sni "
 	    "refuse\n", L);
 	expect_error(buf, 3, "duplicate 'unknown-sni' (first on line 2)");
+	/* A bad line does not count as the first: one error, not two. */
+	snprintf(buf, sizeof(buf), "%sworkers many\nworkers 2\n", L);
+	expect_only(buf, 2, "usage: workers auto|1..64");
+	snprintf(buf, sizeof(buf), "%stimeout idle 5\ntimeout idle 5s\n", L);
+	expect_only(buf, 2, "invalid duration '5'");
 	snprintf(buf, sizeof(buf), "%srelay fast\n", L);
 	expect_error(buf, 2, "usage: relay splice|copy");
 	snprintf(buf, sizeof(buf), "%smax-connections -1\n", L);
