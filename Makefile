@@ -38,7 +38,8 @@ snimux: $(OBJS)
 
 loop.o: loop_epoll.c loop_kqueue.c
 
-tests/t_hello: tests/t_hello.c parse_hello.c parse_hello.h tests/harness.h
+tests/t_hello: tests/t_hello.c parse_hello.c parse_hello.h tests/harness.h \
+		tests/hello_same.h
 	$(CC) $(ALL_CFLAGS) -o $@ tests/t_hello.c parse_hello.c
 
 tests/t_table: tests/t_table.c backend_table.c snimux.h tests/harness.h
@@ -58,11 +59,11 @@ FUZZ_FLAGS = $(WARN) $(DEFS) -O1 -g \
 FUZZ_SECONDS ?= 60
 
 tests/fuzz_hello: tests/fuzz_hello.c parse_hello.c parse_hello.h \
-		tests/fuzz_target.h
+		tests/fuzz_target.h tests/hello_same.h tests/harness.h
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz_hello.c parse_hello.c
 
 tests/fuzz_config: tests/fuzz_config.c config.c backend_table.c log.c \
-		snimux.h tests/fuzz_target.h
+		snimux.h tests/fuzz_target.h tests/harness.h
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz_config.c config.c \
 	    backend_table.c log.c $(LDLIBS)
 

@@ -16,6 +16,7 @@
 
 #define FUZZ_NAME	"fuzz_hello"
 #include "fuzz_target.h"
+#include "hello_same.h"
 
 /* Over any handshake length the 24-bit field can declare, plus 4. */
 #define BIG_SCRATCH	(((size_t)1 << 24) + 4)
@@ -191,29 +192,6 @@ call(struct hello_scan *scan, const uint8_t *b, size_t len,
 	return rc;
 }
 
-static int
-same_bytes(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	if ((a == NULL) != (b == NULL) || alen != blen)
-		return 0;
-	return alen == 0 || memcmp(a, b, alen) == 0;
-}
-
-static int
-same(const struct answer *a, const struct answer *b)
-{
-	const struct hello	*x = &a->h, *y = &b->h;
-
-	if (a->r != b->r || (x->why == NULL) != (y->why == NULL))
-		return 0;
-	if (x->why != NULL && strcmp(x->why, y->why) != 0)
-		return 0;
-	return x->off == y->off && x->hello_len == y->hello_len &&
-	    x->sslv2 == y->sslv2 && x->record_version == y->record_version &&
-	    same_bytes(x->sni, x->sni_len, y->sni, y->sni_len) &&
-	    same_bytes(x->alpn, x->alpn_len, y->alpn, y->alpn_len);
-}
-
 /*
  * Feeds b[0..n) in the lengths of <w> to one scan until it answers, then
  * asks once more with all n bytes: the answer must not change.
@@ -241,7 +219,7 @@ feed(const uint8_t *b, size_t n, const struct way *w, struct answer *a)
 		return 0;
 	if (call(&scan, b, n, w, &again.r, &again.h) == -1)
 		return fuzz_fail("%s, asked again: %s", w->name, fault);
-	if (!same(a, &again))
+	if (!hello_same(a->r, &a->h, again.r, &again.h))
 		return fuzz_fail("%s: asked again, the answer changed",
 		    w->name);
 	return 0;
@@ -255,7 +233,7 @@ static int
 agree(const struct answer *whole, const struct answer *a,
     const struct way *w)
 {
-	if (!same(whole, a))
+	if (!hello_same(whole->r, &whole->h, a->r, &a->h))
 		return fuzz_fail("%s: result %d why \"%s\", whole gave %d "
 		    "why \"%s\"", w->name, (int)a->r,
 		    a->h.why ? a->h.why : "-", (int)whole->r,

@@ -71,33 +71,6 @@ name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Reads <path> whole into a malloc'd buffer; NULL on error. */
-static uint8_t *
-read_file(const char *path, size_t *len)
-{
-	FILE		*f;
-	uint8_t		*b = NULL, *nb;
-	size_t		 size = 0, n;
-
-	*len = 0;
-	if ((f = fopen(path, "rb")) == NULL)
-		return NULL;
-	do {
-		if ((nb = realloc(b, size + 65536)) == NULL)
-			break;
-		b = nb;
-		size += 65536;
-		n = fread(b + *len, 1, size - *len, f);
-		*len += n;
-	} while (n > 0);
-	if (ferror(f) || nb == NULL) {
-		free(b);
-		b = NULL;
-	}
-	fclose(f);
-	return b;
-}
-
 /* Replays one file; 0, or -1 after a "not ok" line. */
 static int
 replay_file(const char *path)

@@ -8,7 +8,9 @@
 #ifndef HARNESS_H
 #define HARNESS_H
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int harness_failed;
@@ -41,6 +43,39 @@ static int harness_failed;
 		printf("#   %s = \"%s\", %s = \"%s\"\n", #a,		\
 		    sa_ ? sa_ : "(null)", #b, sb_ ? sb_ : "(null)");	\
 } while (0)
+
+/* Reads <path> whole into a malloc'd buffer; NULL on error. */
+static inline uint8_t *
+read_file(const char *path, size_t *len)
+{
+	FILE	*f;
+	uint8_t	*b = NULL, *nb;
+	size_t	 size = 0, n;
+
+	*len = 0;
+	if ((f = fopen(path, "rb")) == NULL)
+		return NULL;
+	for (;;) {
+		if (*len == size) {
+			size = size ? size * 2 : 4096;
+			if ((nb = realloc(b, size)) == NULL) {
+				free(b);
+				fclose(f);
+				return NULL;
+			}
+			b = nb;
+		}
+		if ((n = fread(b + *len, 1, size - *len, f)) == 0)
+			break;
+		*len += n;
+	}
+	if (ferror(f)) {
+		free(b);
+		b = NULL;
+	}
+	fclose(f);
+	return b;
+}
 
 #define harness_exit() (fflush(stdout), harness_failed ? 1 : 0)
 

@@ -17,6 +17,7 @@
 
 #include "../parse_hello.h"
 #include "harness.h"
+#include "hello_same.h"
 
 #define BLD_SIZE	(192 * 1024)
 #define NAMES_MAX	512
@@ -413,29 +414,6 @@ feed(const uint8_t *b, size_t n, const size_t *ls, size_t nl,
 }
 
 static int
-same_bytes(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	if ((a == NULL) != (b == NULL) || alen != blen)
-		return 0;
-	return alen == 0 || memcmp(a, b, alen) == 0;
-}
-
-static int
-same_run(const struct run *a, const struct run *b)
-{
-	const struct hello	*x = &a->h, *y = &b->h;
-
-	if (a->r != b->r || (x->why == NULL) != (y->why == NULL))
-		return 0;
-	if (x->why != NULL && strcmp(x->why, y->why) != 0)
-		return 0;
-	return x->off == y->off && x->hello_len == y->hello_len &&
-	    x->sslv2 == y->sslv2 && x->record_version == y->record_version &&
-	    same_bytes(x->sni, x->sni_len, y->sni, y->sni_len) &&
-	    same_bytes(x->alpn, x->alpn_len, y->alpn, y->alpn_len);
-}
-
-static int
 accepted(enum hello_result r)
 {
 	return r == HELLO_SNI || r == HELLO_NO_SNI;
@@ -449,7 +427,7 @@ static int
 feed_agrees(const struct run *whole, const struct run *run,
     const size_t *ls, size_t nl)
 {
-	if (!same_run(whole, run) || !run->again)
+	if (!hello_same(whole->r, &whole->h, run->r, &run->h) || !run->again)
 		return 0;
 	if (!accepted(whole->r))
 		return 1;
@@ -801,38 +779,6 @@ jp_case(const char *text, size_t n, struct jcase *c)
 	return j.p == j.end && c->valid != -1 ? 0 : -1;
 }
 
-static uint8_t *
-read_all(const char *path, size_t *len)
-{
-	FILE	*f;
-	uint8_t	*b = NULL, *nb;
-	size_t	 size = 0, n;
-
-	if ((f = fopen(path, "rb")) == NULL)
-		return NULL;
-	*len = 0;
-	for (;;) {
-		if (*len == size) {
-			size = size ? size * 2 : 4096;
-			if ((nb = realloc(b, size)) == NULL) {
-				free(b);
-				fclose(f);
-				return NULL;
-			}
-			b = nb;
-		}
-		if ((n = fread(b + *len, 1, size - *len, f)) == 0)
-			break;
-		*len += n;
-	}
-	if (ferror(f)) {
-		free(b);
-		b = NULL;
-	}
-	fclose(f);
-	return b;
-}
-
 static int
 alpn_equal(const struct hello *h, const struct jcase *c)
 {
@@ -929,9 +875,9 @@ corpus_case(const char *dir, const char *name)
 	size_t		 json_len, size;
 
 	snprintf(path, sizeof(path), "%s/%s.json", dir, name);
-	json = (char *)read_all(path, &json_len);
+	json = (char *)read_file(path, &json_len);
 	snprintf(path, sizeof(path), "%s/%s.bin", dir, name);
-	bin = read_all(path, &size);
+	bin = read_file(path, &size);
 	ok(json != NULL && bin != NULL && jp_case(json, json_len, &c) == 0,
 	    "%s: json and bin read", name);
 	if (json == NULL || bin == NULL || c.valid == -1) {
