@@ -758,6 +758,22 @@ def read_to_end(sock, limit=1 << 20):
         return bytes(buf), "reset"
 
 
+def digest_to_end(sock, digest, n=0):
+    """Read until the peer closes, feeding each piece to digest (a
+    hashlib object), so that a long stream is never held whole.  Returns
+    (n, how): n plus the bytes read, and "eof" or the repr of the error
+    that ended the reading."""
+    try:
+        while True:
+            b = sock.recv(1 << 18)
+            if not b:
+                return n, "eof"
+            digest.update(b)
+            n += len(b)
+    except OSError as e:
+        return n, repr(e)
+
+
 def closed_by_peer(s, timeout):
     """Read and drop what comes until the peer closes: "eof", "reset" or
     "open" (a read waited timeout seconds for nothing)."""

@@ -310,16 +310,7 @@ def slow_reader(d):
        (rss1 - rss0), "before %d KiB, after %d KiB, bound +%d KiB" %
        (rss0, rss1, bound))
 
-    how = "eof"
-    try:
-        while True:
-            b = s.recv(1 << 18)
-            if not b:
-                break
-            got.update(b)
-            n += len(b)
-    except OSError as e:
-        how = repr(e)
+    n, how = lib.digest_to_end(s, got, n)
     s.close()
     ok(st.finished.wait(60), "the backend finished")
     eq(st.error, None, "the backend sent without error")

@@ -94,17 +94,7 @@ def main():
     t = threading.Thread(target=sender, daemon=True)
     t.start()
     got = hashlib.sha256()
-    ngot = 0
-    how = "eof"
-    try:
-        while True:
-            b = s.recv(1 << 18)
-            if not b:
-                break
-            got.update(b)
-            ngot += len(b)
-    except OSError as e:
-        how = repr(e)
+    ngot, how = lib.digest_to_end(s, got)
     t.join(IO_TIMEOUT)
     conn = rb.conn(0)
     ok(conn is not None and conn.done.wait(IO_TIMEOUT),
