@@ -297,24 +297,17 @@ pipe_give(struct worker *w, struct relay_pipe *p, int empty)
 	free(p);
 }
 
-/*
- * The one place that ends a connection: closes both sides, logs the
- * access line with how it ended (<end>) and updates the counters.
- */
+/* The access line of <c>, which ended as <end>. */
 static void
-conn_close(struct conn *c, const char *end)
+conn_log(const struct conn *c, const char *end)
 {
-	struct worker *w = c->w;
 	char client[64], errtext[160] = "";
 	const char *backend = "-";
-	int d;
 
-	if (c->route != NULL && !c->refused) {
-		CTR_ADD(conn_cell(c)->active, -1);
-		if (c->backend < c->route->nbackends)
-			backend = c->route->backends[c->backend].text;
-	}
-	addr_format((struct sockaddr *)&c->peer, client, sizeof(client));
+	if (c->route != NULL && !c->refused &&
+	    c->backend < c->route->nbackends)
+		backend = c->route->backends[c->backend].text;
+	addr_format((const struct sockaddr *)&c->peer, client, sizeof(client));
 	if (c->err_op != NULL)
 		snprintf(errtext, sizeof(errtext), " err=\"%s: %s\"",
 		    c->err_op, strerror(c->err));
@@ -324,7 +317,36 @@ conn_close(struct conn *c, const char *end)
 	    c->route ? c->route->pattern : "-", backend,
 	    (unsigned long long)c->bytes[C2B],
 	    (unsigned long long)c->bytes[B2C],
-	    (unsigned long long)(w->now - c->start_ms), end, errtext);
+	    (unsigned long long)(c->w->now - c->start_ms), end, errtext);
+}
+
+/* A new connection's number, time and client address. */
+static void
+conn_init(struct conn *c, struct worker *w, const struct sockaddr *sa,
+    socklen_t salen)
+{
+	c->w = w;
+	c->id = atomic_fetch_add_explicit(&conn_ids, 1,
+	    memory_order_relaxed) + 1;
+	c->start_ms = w->now;
+	if (salen > sizeof(c->peer))
+		salen = sizeof(c->peer);
+	memcpy(&c->peer, sa, salen);
+}
+
+/*
+ * The one place that ends a connection: closes both sides, logs the
+ * access line with how it ended (<end>) and updates the counters.
+ */
+static void
+conn_close(struct conn *c, const char *end)
+{
+	struct worker *w = c->w;
+	int d;
+
+	if (c->route != NULL && !c->refused)
+		CTR_ADD(conn_cell(c)->active, -1);
+	conn_log(c, end);
 
 	loop_close(w->loop, c->cfd);
 	if (c->bfd != -1)
@@ -923,21 +945,16 @@ conn_event(int fd, int mask, void *arg)
  * max-connections, or no memory for it): it still gets a number.
  */
 static void
-conn_log_unserved(const struct sockaddr *sa, const char *end,
-    const char *op, int err)
+conn_log_unserved(struct worker *w, const struct sockaddr *sa,
+    socklen_t salen, const char *end, const char *op, int err)
 {
-	char client[64];
-	unsigned long long id;
+	struct conn c;
 
-	id = atomic_fetch_add_explicit(&conn_ids, 1, memory_order_relaxed) + 1;
-	addr_format(sa, client, sizeof(client));
-	if (op != NULL)
-		log_info("conn=%llu client=%s sni=- route=- backend=- c2b=0 "
-		    "b2c=0 ms=0 end=%s err=\"%s: %s\"", id, client, end, op,
-		    strerror(err));
-	else
-		log_info("conn=%llu client=%s sni=- route=- backend=- c2b=0 "
-		    "b2c=0 ms=0 end=%s", id, client, end);
+	memset(&c, 0, sizeof(c));
+	conn_init(&c, w, sa, salen);
+	c.err_op = op;
+	c.err = err;
+	conn_log(&c, end);
 }
 
 static void
@@ -948,21 +965,15 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa,
 	int one = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		conn_log_unserved(sa, "error", "accept", errno);
+		conn_log_unserved(w, sa, salen, "error", "accept", errno);
 		CTR_ADD(w->endings[END_ERROR], 1);
 		close(fd);
 		atomic_fetch_sub_explicit(&conn_open, 1, memory_order_relaxed);
 		return;
 	}
-	c->w = w;
-	c->id = atomic_fetch_add_explicit(&conn_ids, 1,
-	    memory_order_relaxed) + 1;
+	conn_init(c, w, sa, salen);
 	c->cfd = fd;
 	c->bfd = -1;
-	c->start_ms = w->now;
-	if (salen > sizeof(c->peer))
-		salen = sizeof(c->peer);
-	memcpy(&c->peer, sa, salen);
 	c->cf = w->cf;
 	config_ref(c->cf);
 	hello_init(&c->scan);
@@ -1011,8 +1022,8 @@ conn_accept(struct worker *w, int lfd)
 			atomic_fetch_sub_explicit(&conn_open, 1,
 			    memory_order_relaxed);
 			fail_count(w, FAIL_LIMIT);
-			conn_log_unserved((struct sockaddr *)&ss, "limit",
-			    NULL, 0);
+			conn_log_unserved(w, (struct sockaddr *)&ss, len,
+			    "limit", NULL, 0);
 			close(fd);
 			continue;
 		}

@@ -109,12 +109,9 @@ workers_sum(size_t off)
 	return sum;
 }
 
-#define FAIL_SUM(why) ((unsigned long long)workers_sum(			\
-	offsetof(struct worker, hello_failures) +			\
-	(size_t)(why) * sizeof(_Atomic uint64_t)))
-#define END_SUM(why) ((unsigned long long)workers_sum(			\
-	offsetof(struct worker, endings) +				\
-	(size_t)(why) * sizeof(_Atomic uint64_t)))
+/* Element <i> of the counter array <arr> of struct worker, summed. */
+#define WORKERS_SUM(arr, i) ((unsigned long long)workers_sum(		\
+	offsetof(struct worker, arr) + (size_t)(i) * sizeof(_Atomic uint64_t)))
 
 static void
 stats_row(struct out *o, const struct config *cf, const struct route *r,
@@ -143,11 +140,11 @@ control_stats(struct out *o, const struct config *cf)
 	out_printf(o, "\nhello failures:");
 	for (i = 0; i < FAIL_NREASONS; i++)
 		out_printf(o, " %s=%llu", hello_fail_names[i],
-		    FAIL_SUM(i));
+		    WORKERS_SUM(hello_failures, i));
 	out_printf(o, "\nconnections ended:");
 	for (i = 0; i < END_NREASONS; i++)
 		out_printf(o, " %s=%llu", conn_end_names[i],
-		    END_SUM(i));
+		    WORKERS_SUM(endings, i));
 	out_printf(o, "\nconnections open: %llu\n",
 	    (unsigned long long)conn_open_total());
 }
@@ -214,14 +211,14 @@ control_metrics(struct out *o, const struct config *cf)
 	for (i = 0; i < FAIL_NREASONS; i++)
 		out_printf(o, "snimux_hello_failures_total{reason=\"%s\"} "
 		    "%llu\n", hello_fail_names[i],
-		    FAIL_SUM(i));
+		    WORKERS_SUM(hello_failures, i));
 	out_printf(o, "# HELP snimux_connections_ended_total Connections "
 	    "that ended, but for hello failures, by how.\n"
 	    "# TYPE snimux_connections_ended_total counter\n");
 	for (i = 0; i < END_NREASONS; i++)
 		out_printf(o, "snimux_connections_ended_total{end=\"%s\"} "
 		    "%llu\n", conn_end_names[i],
-		    END_SUM(i));
+		    WORKERS_SUM(endings, i));
 	out_printf(o, "# HELP snimux_open_connections Client connections "
 	    "open now.\n# TYPE snimux_open_connections gauge\n"
 	    "snimux_open_connections %llu\n",
