@@ -77,6 +77,7 @@ struct conn {
 	unsigned		 backend;	/* index being tried */
 	uint8_t			 state;
 	uint8_t			 queue;
+	uint8_t			 tlist;		/* index in w->timers */
 	uint8_t			 eof[2];	/* source sent everything */
 	uint8_t			 refused;
 	uint8_t			 copy;		/* no splice for this one */
@@ -131,8 +132,8 @@ conn_worker_init(struct worker *w)
 
 	TAILQ_INIT(&w->all);
 	TAILQ_INIT(&w->fdwait);
-	for (i = 0; i < 4; i++)
-		TAILQ_INIT(&w->timers[i]);
+	for (i = 0; i < TIMER_LISTS; i++)
+		TAILQ_INIT(&w->timers[i].conns);
 	SLIST_INIT(&w->pipes);
 	if ((w->chunk = malloc(RELAY_CHUNK)) == NULL)
 		return -1;
@@ -163,33 +164,77 @@ conn_cell(const struct conn *c)
 	return &c->route->stats->cell[c->w->idx];
 }
 
+/*
+ * The timer list of worker <w> for deadlines set <ms> from their start:
+ * the one with that timeout, else an empty one, else the one with the
+ * nearest timeout (insertions there walk further, which happens only
+ * when reloads changed timeouts more often than older connections went).
+ */
+static unsigned
+timer_list_for(struct worker *w, uint64_t ms)
+{
+	unsigned i, empty = TIMER_LISTS, near = 0;
+	uint64_t d, best = UINT64_MAX;
+
+	for (i = 0; i < TIMER_LISTS; i++) {
+		if (w->timers[i].ms == ms)
+			return i;
+		if (TAILQ_EMPTY(&w->timers[i].conns)) {
+			if (empty == TIMER_LISTS)
+				empty = i;
+			continue;
+		}
+		d = w->timers[i].ms > ms ? w->timers[i].ms - ms :
+		    ms - w->timers[i].ms;
+		if (d < best) {
+			best = d;
+			near = i;
+		}
+	}
+	if (empty == TIMER_LISTS)
+		return near;
+	w->timers[empty].ms = ms;
+	return empty;
+}
+
+/*
+ * Put <c> in timer queue <q> (Q_NONE: none) with a timeout of <ms> that
+ * ends at <deadline>.  Connections are listed by timeout, so that a
+ * reload that shortens one does not make new deadlines walk past the
+ * older, later ones (unless more timeout values are alive than there
+ * are lists).  Within a list a new deadline is nearly always the latest
+ * and the walk from the tail stops at once: idle deadlines move to the
+ * tail with traffic (relay_count()), and the few that lag behind move up
+ * past at most a second's worth.
+ */
 static void
-timer_set(struct conn *c, enum conn_queue q, uint64_t ms)
+timer_put(struct conn *c, enum conn_queue q, uint64_t ms, uint64_t deadline)
 {
 	struct worker *w = c->w;
+	struct conn_list *l;
 	struct conn *prev;
 
 	if (c->queue != Q_NONE)
-		TAILQ_REMOVE(&w->timers[c->queue], c, timer);
+		TAILQ_REMOVE(&w->timers[c->tlist].conns, c, timer);
 	c->queue = q;
-	c->deadline_ms = w->now + ms;
+	c->deadline_ms = deadline;
 	if (q == Q_NONE)
 		return;
-	/*
-	 * Each queue is kept in deadline order.  A new deadline is nearly
-	 * always the latest, so the walk from the tail stops at once: idle
-	 * deadlines move to the tail with traffic (relay_count()), and the
-	 * few that lag behind it move up past at most a second's worth.  A
-	 * reload that shortens a timeout makes new deadlines walk past the
-	 * older, later ones until those are gone.
-	 */
-	prev = TAILQ_LAST(&w->timers[q], conn_list);
-	while (prev != NULL && prev->deadline_ms > c->deadline_ms)
+	c->tlist = (uint8_t)timer_list_for(w, ms);
+	l = &w->timers[c->tlist].conns;
+	prev = TAILQ_LAST(l, conn_list);
+	while (prev != NULL && prev->deadline_ms > deadline)
 		prev = TAILQ_PREV(prev, conn_list, timer);
 	if (prev == NULL)
-		TAILQ_INSERT_HEAD(&w->timers[q], c, timer);
+		TAILQ_INSERT_HEAD(l, c, timer);
 	else
-		TAILQ_INSERT_AFTER(&w->timers[q], prev, c, timer);
+		TAILQ_INSERT_AFTER(l, prev, c, timer);
+}
+
+static void
+timer_set(struct conn *c, enum conn_queue q, uint64_t ms)
+{
+	timer_put(c, q, ms, c->w->now + ms);
 }
 
 static int
@@ -1067,21 +1112,25 @@ conn_timers_run(struct worker *w, uint64_t now)
 {
 	struct conn *c;
 	uint64_t next = UINT64_MAX;
-	int q;
+	int i;
 
 	w->now = now;
-	for (q = Q_HELLO; q <= Q_IDLE; q++) {
-		while ((c = TAILQ_FIRST(&w->timers[q])) != NULL &&
+	for (i = 0; i < TIMER_LISTS; i++) {
+		while ((c = TAILQ_FIRST(&w->timers[i].conns)) != NULL &&
 		    c->deadline_ms <= now) {
 			/* Idle deadlines move with traffic; requeue those. */
-			if (q == Q_IDLE &&
+			if (c->queue == Q_IDLE &&
 			    c->active_ms + c->cf->idle_ms > now) {
-				timer_set(c, Q_IDLE, c->active_ms +
-				    c->cf->idle_ms - now);
+				timer_put(c, Q_IDLE, c->cf->idle_ms,
+				    c->active_ms + c->cf->idle_ms);
 				continue;
 			}
 			conn_expire(c);
 		}
+	}
+	/* Looked at once all are done: an expiry may start a new timer. */
+	for (i = 0; i < TIMER_LISTS; i++) {
+		c = TAILQ_FIRST(&w->timers[i].conns);
 		if (c != NULL && c->deadline_ms < next)
 			next = c->deadline_ms;
 	}

@@ -221,6 +221,20 @@ struct relay_pipe {
 SLIST_HEAD(pipe_list, relay_pipe);
 
 /*
+ * Connections with a deadline, in deadline order, listed by the timeout
+ * <ms> that set it: while the configuration stays the same, each kind
+ * of timeout has one list (or shares one, when two are equal).  When
+ * reloads leave more timeout values alive than a worker has lists, the
+ * extra ones join the list of the nearest value.
+ */
+#define TIMER_LISTS	8
+_Static_assert(TIMER_LISTS <= 256, "struct conn keeps the index in 8 bits");
+struct timer_list {
+	uint64_t		 ms;
+	struct conn_list	 conns;
+};
+
+/*
  * One thread with its own event loop, listening sockets and connections.
  * The main thread hands it a new configuration or a stop through <mu>
  * and a byte on <cmd>; only the worker touches the rest.
@@ -243,7 +257,7 @@ struct worker {
 	uint64_t		 accept_paused_until;
 	uint64_t		 now;
 	struct conn_list	 all;
-	struct conn_list	 timers[4];
+	struct timer_list	 timers[TIMER_LISTS];
 	struct conn_list	 fdwait;	/* waiting for a descriptor */
 	int			 fd_short;	/* socket() ran out */
 	int			 fd_freed;	/* a connection closed */

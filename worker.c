@@ -142,8 +142,11 @@ worker_main(void *arg)
 		timeout = conn_timers_run(w, now);
 		if (w->stopping && CTR_GET(w->nconns) == 0)
 			break;
-		if (w->fd_freed && !TAILQ_EMPTY(&w->fdwait))
+		if (w->fd_freed && !TAILQ_EMPTY(&w->fdwait)) {
 			conn_fdwait_retry(w);
+			/* A retry may have started a timer. */
+			timeout = conn_timers_run(w, now);
+		}
 		if (w->accept_paused_until != 0) {
 			if (now >= w->accept_paused_until) {
 				w->accept_paused_until = 0;
@@ -152,6 +155,7 @@ worker_main(void *arg)
 					worker_accept_pause(w);
 				else if (!w->stopping)
 					lfds_watch(w, LOOP_READ);
+				timeout = conn_timers_run(w, now);
 			} else if (timeout == -1 ||
 			    w->accept_paused_until - now < (uint64_t)timeout)
 				timeout = (int)(w->accept_paused_until - now);

@@ -299,6 +299,80 @@ def idle_order(d, cases):
     eq(mux.stop(), 0, "idle order: snimux exits 0 on SIGTERM")
 
 
+def idle_after_reload(d, cases):
+    """A reload that shortens timeout idle: a connection relayed before it
+    keeps the timeout it started with, a new one gets the new timeout,
+    and each is closed by its own deadline, the newer one first (one
+    worker: both in its timers)."""
+    alice = cases["openssl_s_client_default"]["bin"]
+    r1 = lib.RawBackend(handler=replying)
+    port = lib.free_port()
+    lines = ["listen 127.0.0.1:%d" % port, "workers 1",
+             "route alice.example.com " + r1.addr]
+    mux = lib.Snimux(d, lines + ["timeout idle 6s"],
+                     tag="idle-reload").start()
+    a, _ = relay(port, alice, r1, 0)
+    mux.write_config(lines + ["timeout idle 2s"])
+    mux.reload()
+    lib.wait_until(lambda: "reloaded" in mux.log(), 5)
+    time.sleep(0.3)             # the worker takes the new configuration
+    b, _ = relay(port, alice, r1, 1)
+    ports = {a.getsockname()[1]: "A", b.getsockname()[1]: "B"}
+    for s in (a, b):
+        lib.read_to_end(s)
+
+    def closed():
+        return re.findall(r"client=127\.0\.0\.1:(\d+) .* ms=(\d+) end=idle",
+                          mux.log())
+    lib.wait_until(lambda: len(closed()) == 2, 15)
+    eq([ports.get(int(p)) for p, _ in closed()], ["B", "A"],
+       "after a reload to a shorter timeout idle, the new connection is "
+       "closed first", *mux.log_tail(4))
+    ms = {ports.get(int(p)): int(m) for p, m in closed()}
+    ok(ms.get("A", 0) >= 6000,
+       "the connection relayed before the reload keeps its 6 s timeout",
+       "lived %s ms" % ms.get("A"))
+    ok(ms.get("B", 0) >= 2000,
+       "the new connection gets the full 2 s of the new timeout",
+       "lived %s ms" % ms.get("B"))
+    eq(mux.stop(), 0, "idle after reload: snimux exits 0 on SIGTERM")
+
+
+def many_timeouts(d):
+    """More timeout values alive at once than a worker has timer lists:
+    after each of nine reloads, each shortening timeout hello by a
+    second, one more silent client.  Every client still gets its whole
+    timeout and they are closed in deadline order, the last first."""
+    port = lib.free_port()
+    lines = ["listen 127.0.0.1:%d" % port, "workers 1",
+             "default 127.0.0.1:%d" % lib.free_port()]
+    mux = lib.Snimux(d, lines + ["timeout hello 11s"],
+                     tag="many-timeouts").start()
+    clients = {}
+    for i, secs in enumerate(range(10, 1, -1)):
+        mux.write_config(lines + ["timeout hello %ds" % secs])
+        mux.reload()
+        lib.wait_until(lambda: mux.log().count("reloaded") == i + 1, 5)
+        time.sleep(0.3)         # the worker takes the new configuration
+        s = lib.connect(port)
+        lib.defer(s.close)
+        clients[s.getsockname()[1]] = secs
+
+    def closed():
+        return re.findall(r"client=127\.0\.0\.1:(\d+) .* ms=(\d+) ",
+                          mux.log())
+    lib.wait_until(lambda: len(closed()) == len(clients), 30)
+    order = [clients.get(int(p)) for p, _ in closed()]
+    eq(order, sorted(clients.values()),
+       "nine timeouts alive at once: clients closed in deadline order",
+       *mux.log_tail(4))
+    short = [(clients.get(int(p)), int(m)) for p, m in closed()
+             if int(m) < 1000 * clients.get(int(p), 0)]
+    eq(short, [], "nine timeouts alive at once: each client gets its "
+       "whole timeout hello (timeout, ms lived)")
+    eq(mux.stop(), 0, "many timeouts: snimux exits 0 on SIGTERM")
+
+
 def cannot_start(d):
     port = lib.free_port()
     first = lib.Snimux(d, ["listen 127.0.0.1:%d" % port],
@@ -334,6 +408,8 @@ def main():
     daemon(d, cases)
     timeouts(d, cases)
     idle_order(d, cases)
+    idle_after_reload(d, cases)
+    many_timeouts(d)
     cannot_start(d)
 
 
